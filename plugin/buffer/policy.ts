@@ -1,0 +1,97 @@
+import type { Envelope, Kind } from "../protocol.js"
+
+/**
+ * The delivery policy: a pure function of what is pending, what the Oracle's session is doing,
+ * and the time. It never touches the buffer or OpenCode; the runtime acts on its decision and
+ * sets one timer for `wakeAt` (no polling).
+ */
+
+export interface SessionActivity {
+  /** The session is generating (or has a prompt queued). */
+  busy: boolean
+  /** When the session last became idle; undefined if it never was busy. */
+  idleSince?: number
+  /** When the human last sent a message to this session. */
+  lastUserMessageAt?: number
+  /** Background tasks of this session still running (queued, running or waiting). */
+  runningTasks: number
+}
+
+export interface PolicyOptions {
+  /** How long the session must be idle and the user quiet before a batch goes in, in ms. */
+  pauseMs: number
+  /** A `high` message older than this is delivered at the next idle moment, in ms. */
+  maxHoldMs: number
+}
+
+export interface DeliveryDecision {
+  /** Messages to inject now, in delivery order; empty means wait. */
+  deliver: Envelope[]
+  /** Whether the injected batch should start a model turn (otherwise stored with noReply + toast). */
+  reply: boolean
+  /** Messages past their expiry: drop them, do not deliver. */
+  expired: Envelope[]
+  why: "busy" | "pause" | "urgent" | "waiting" | "empty"
+  /** When to ask again if nothing else happens first (ms since epoch). */
+  wakeAt?: number
+}
+
+const REPLY_KINDS: ReadonlySet<Kind> = new Set<Kind>(["question", "failure", "escalation"])
+
+/** Does this message need the Oracle to say something? */
+export function needsReply(e: Envelope, runningTasks: number): boolean {
+  if (REPLY_KINDS.has(e.kind)) return true
+  // The last task finishing is the moment the user wants to hear about it.
+  return e.kind === "completion" && runningTasks === 0
+}
+
+/** Messages that go in at the next idle moment without waiting for a pause. */
+export function isDue(e: Envelope, now: number, opts: PolicyOptions): boolean {
+  return e.priority === "urgent" || (e.priority === "high" && now - e.time >= opts.maxHoldMs)
+}
+
+export function decideDelivery(
+  pending: readonly Envelope[],
+  activity: SessionActivity,
+  now: number,
+  opts: PolicyOptions,
+): DeliveryDecision {
+  const expired: Envelope[] = []
+  const live: Envelope[] = []
+  for (const e of pending) (e.expiresAt !== undefined && e.expiresAt <= now ? expired : live).push(e)
+  if (!live.length) return { deliver: [], reply: false, expired, why: "empty" }
+
+  const nextExpiry = min(live.map((e) => e.expiresAt))
+  if (activity.busy) {
+    // The next `idle` event wakes the runtime; only expiry needs a timer.
+    return { deliver: [], reply: false, expired, why: "busy", wakeAt: nextExpiry }
+  }
+
+  const quietSince = Math.max(activity.idleSince ?? 0, activity.lastUserMessageAt ?? 0)
+  const pauseAt = quietSince + opts.pauseMs
+  const pick = (batch: Envelope[], why: DeliveryDecision["why"]): DeliveryDecision => ({
+    deliver: batch,
+    reply: batch.some((e) => needsReply(e, activity.runningTasks)),
+    expired,
+    why,
+  })
+
+  if (now >= pauseAt) return pick(live, "pause")
+  const due = live.filter((e) => isDue(e, now, opts))
+  if (due.length) return pick(due, "urgent")
+
+  const holdDeadlines = live.filter((e) => e.priority === "high").map((e) => e.time + opts.maxHoldMs)
+  return {
+    deliver: [],
+    reply: false,
+    expired,
+    why: "waiting",
+    wakeAt: min([pauseAt, nextExpiry, ...holdDeadlines]),
+  }
+}
+
+function min(xs: (number | undefined)[]): number | undefined {
+  let m: number | undefined
+  for (const x of xs) if (x !== undefined && (m === undefined || x < m)) m = x
+  return m
+}

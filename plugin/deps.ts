@@ -1,0 +1,93 @@
+import * as nodeFs from "node:fs/promises"
+import { customAlphabet } from "nanoid"
+
+/**
+ * Every side effect NSO has goes through this object. Core modules take it as an argument and
+ * never reach for `Date`, timers, `node:fs` or the OpenCode client themselves, so tests can run
+ * them with a fake clock and a scratch directory.
+ */
+export interface Deps {
+  clock: Clock
+  timers: Timers
+  ids: Ids
+  fs: Fs
+  log: Logger
+}
+
+export interface Clock {
+  /** Milliseconds since the epoch. */
+  now(): number
+}
+
+export type TimerHandle = { readonly __timer: unique symbol } | object
+
+export interface Timers {
+  setTimeout(fn: () => void, ms: number): TimerHandle
+  clearTimeout(handle: TimerHandle): void
+  /** Whether a pending timer keeps the process alive. Background sweeps pass `false`. */
+  setInterval(fn: () => void, ms: number, opts?: { keepAlive?: boolean }): TimerHandle
+  clearInterval(handle: TimerHandle): void
+}
+
+export interface Ids {
+  /** A prefixed random id, e.g. `id("tsk")` → `tsk_V1StGXR8Z5jdHi`. */
+  id(prefix: string): string
+}
+
+/** The subset of `node:fs/promises` NSO uses. */
+export type Fs = Pick<
+  typeof nodeFs,
+  "open" | "readFile" | "writeFile" | "appendFile" | "rename" | "mkdir" | "stat" | "unlink" | "readdir" | "rm"
+>
+
+export type LogLevel = "debug" | "info" | "warn" | "error"
+export interface Logger {
+  log(level: LogLevel, message: string, extra?: Record<string, unknown>): void
+}
+
+// Lower-case alphanumerics only: ids end up in headers a model has to copy back verbatim.
+const idBody = customAlphabet("0123456789abcdefghijklmnopqrstuvwxyz", 14)
+
+export const systemClock: Clock = { now: () => Date.now() }
+
+export const systemTimers: Timers = {
+  setTimeout: (fn, ms) => {
+    const t = setTimeout(fn, ms)
+    return t
+  },
+  clearTimeout: (h) => clearTimeout(h as NodeJS.Timeout),
+  setInterval: (fn, ms, opts) => {
+    const t = setInterval(fn, ms)
+    if (opts?.keepAlive === false) t.unref()
+    return t
+  },
+  clearInterval: (h) => clearInterval(h as NodeJS.Timeout),
+}
+
+export const randomIds: Ids = { id: (prefix) => `${prefix}_${idBody()}` }
+
+export const silentLogger: Logger = { log: () => {} }
+
+export function consoleLogger(minLevel: LogLevel = "info"): Logger {
+  const order: LogLevel[] = ["debug", "info", "warn", "error"]
+  const min = order.indexOf(minLevel)
+  return {
+    log(level, message, extra) {
+      if (order.indexOf(level) < min) return
+      const line = extra ? `${message} ${JSON.stringify(extra)}` : message
+      process.stderr.write(`[nso] ${level}: ${line}\n`)
+    },
+  }
+}
+
+/** The real thing; pass overrides for any part. */
+export function createDeps(overrides: Partial<Deps> = {}): Deps {
+  return {
+    clock: systemClock,
+    timers: systemTimers,
+    ids: randomIds,
+    fs: nodeFs,
+    log: silentLogger,
+    ...overrides,
+  }
+}

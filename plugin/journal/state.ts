@@ -1,0 +1,155 @@
+import { z } from "zod"
+import { Envelope, Question, Task, type JournalRecord } from "../protocol.js"
+import type { Reducer } from "./journal.js"
+
+/**
+ * What replaying the journal rebuilds: tasks, questions and every agent message not yet
+ * delivered. This is the single source of truth after a restart.
+ */
+export const NsoState = z.object({
+  tasks: z.record(z.string(), Task),
+  questions: z.record(z.string(), Question),
+  /** Buffered and not (yet) delivered, keyed by message id. */
+  pending: z.record(z.string(), Envelope),
+  /** Batches whose injection was started but not confirmed: delivered or not, we do not know. */
+  inDoubt: z.record(z.string(), z.object({ sessionId: z.string(), ids: z.array(z.string()) })),
+  /** Recently delivered ids, newest last, so a replayed or re-sent message is not delivered twice. */
+  delivered: z.array(z.string()),
+  /** Sessions whose init has run. */
+  initialized: z.array(z.string()),
+})
+export type NsoState = z.infer<typeof NsoState>
+
+/** How many delivered ids to remember for dedupe. */
+const DELIVERED_MEMORY = 10_000
+
+/**
+ * In-memory form: the same data with a Set for fast membership. Kept separate so the snapshot
+ * stays plain JSON validated by `NsoState`.
+ */
+export interface LiveState extends Omit<NsoState, "delivered" | "initialized"> {
+  delivered: Set<string>
+  initialized: Set<string>
+  /** Envelopes of in-doubt batches, so they can be re-queued if the injection did not happen. */
+  inDoubtEnvelopes: Record<string, Envelope>
+}
+
+export function emptyState(): LiveState {
+  return {
+    tasks: {},
+    questions: {},
+    pending: {},
+    inDoubt: {},
+    inDoubtEnvelopes: {},
+    delivered: new Set(),
+    initialized: new Set(),
+  }
+}
+
+function remember(set: Set<string>, id: string): void {
+  set.add(id)
+  if (set.size > DELIVERED_MEMORY) {
+    // Sets iterate in insertion order: the first is the oldest.
+    const oldest = set.values().next().value
+    if (oldest !== undefined) set.delete(oldest)
+  }
+}
+
+export function applyRecord(state: LiveState, rec: JournalRecord): LiveState {
+  const e = rec.e
+  switch (e.type) {
+    case "message.buffered":
+      if (!state.delivered.has(e.envelope.id)) state.pending[e.envelope.id] = e.envelope
+      break
+    case "message.dropped":
+      delete state.pending[e.id]
+      break
+    case "delivery.started": {
+      state.inDoubt[e.batchId] = { sessionId: e.sessionId, ids: e.ids }
+      for (const id of e.ids) {
+        const env = state.pending[id]
+        if (env) state.inDoubtEnvelopes[id] = env
+        delete state.pending[id]
+      }
+      break
+    }
+    case "delivery.confirmed": {
+      const batch = state.inDoubt[e.batchId]
+      if (!batch) break
+      for (const id of batch.ids) {
+        remember(state.delivered, id)
+        delete state.inDoubtEnvelopes[id]
+      }
+      delete state.inDoubt[e.batchId]
+      break
+    }
+    case "delivery.failed": {
+      const batch = state.inDoubt[e.batchId]
+      if (!batch) break
+      for (const id of batch.ids) {
+        const env = state.inDoubtEnvelopes[id]
+        if (env && !state.delivered.has(id)) state.pending[id] = env
+        delete state.inDoubtEnvelopes[id]
+      }
+      delete state.inDoubt[e.batchId]
+      break
+    }
+    case "task.created":
+      state.tasks[e.task.id] = e.task
+      break
+    case "task.updated": {
+      const t = state.tasks[e.id]
+      if (t) state.tasks[e.id] = { ...t, ...stripUndefined(e.patch), updatedAt: rec.t }
+      break
+    }
+    case "question.asked":
+      state.questions[e.question.id] = e.question
+      break
+    case "question.timed_out": {
+      const q = state.questions[e.id]
+      if (q) q.timedOutAt = rec.t
+      break
+    }
+    case "question.answered": {
+      const q = state.questions[e.id]
+      if (q && q.status !== "answered") {
+        q.status = "answered"
+        q.answer = e.answer
+        q.answeredBy = e.by
+        q.answeredAt = rec.t
+      }
+      break
+    }
+    case "session.initialized":
+      state.initialized.add(e.sessionId)
+      break
+    case "message.classified":
+      // A record for the audit trail; it changes no state.
+      break
+  }
+  return state
+}
+
+function stripUndefined<T extends object>(o: T): Partial<T> {
+  const out: Partial<T> = {}
+  for (const [k, v] of Object.entries(o)) if (v !== undefined) (out as Record<string, unknown>)[k] = v
+  return out
+}
+
+const SnapshotState = NsoState.extend({
+  inDoubtEnvelopes: z.record(z.string(), Envelope).default({}),
+})
+
+export const nsoReducer: Reducer<LiveState> = {
+  init: emptyState,
+  apply: applyRecord,
+  serialize: (s) => ({
+    ...s,
+    delivered: [...s.delivered],
+    initialized: [...s.initialized],
+  }),
+  deserialize: (data) => {
+    const s = SnapshotState.parse(data)
+    return { ...s, delivered: new Set(s.delivered), initialized: new Set(s.initialized) }
+  },
+}

@@ -1,0 +1,77 @@
+import { z } from "zod"
+import { IntentRule } from "./router/intent.js"
+
+/**
+ * Every NSO option, with its default and unit, in one schema. `opencode.json` plugin options,
+ * `.opencode/nso.yaml` and the shipped `config/defaults.yaml` are all validated by it, and the
+ * JSON Schema for editors (`dist/options.schema.json`) is generated from it.
+ */
+
+const ms = (def: number, what: string) => z.number().int().nonnegative().default(def).describe(`${what} (milliseconds)`)
+
+export const BufferOptions = z
+  .object({
+    pauseMs: ms(2_000, "How long the Oracle's session must be idle and the user quiet before agent messages are delivered"),
+    maxHoldMs: ms(60_000, "A high-priority message held this long is delivered at the next idle moment, pause or not"),
+    maxSize: z.number().int().positive().default(1_000).describe("Most messages held per session before low-value ones are dropped"),
+    lowTtlMs: ms(10 * 60_000, "Lifetime of an undelivered low-priority message"),
+    maxInlineChars: z
+      .number()
+      .int()
+      .positive()
+      .default(4_000)
+      .describe("Longest result text delivered inline; longer results are cut with a pointer to task_result (characters)"),
+  })
+  .strict()
+  .prefault({})
+export type BufferOptions = z.infer<typeof BufferOptions>
+
+export const JournalOptions = z
+  .object({
+    maxBytes: z.number().int().min(1024).default(8 * 1024 * 1024).describe("Compact the journal past this size (bytes)"),
+    fsync: z.boolean().default(true).describe("Sync each group-committed batch to disk before acknowledging it"),
+  })
+  .strict()
+  .prefault({})
+export type JournalOptions = z.infer<typeof JournalOptions>
+
+export const RouterOptions = z
+  .object({
+    intents: z.array(IntentRule).default([]).describe("Keyword/regex rules that suggest an agent for a user message"),
+  })
+  .strict()
+  .prefault({})
+export type RouterOptions = z.infer<typeof RouterOptions>
+
+export const InitOptions = z
+  .object({
+    contextDir: z.string().default(".opencode/context").describe("Project memory folder, relative to the project"),
+    budgetChars: z
+      .number()
+      .int()
+      .positive()
+      .default(12_000)
+      .describe("Most characters of memory files added to a root session's system prompt"),
+    createMissing: z.boolean().default(true).describe("Create missing memory files from templates"),
+    sweepDelayMs: ms(500, "Delay before the start-up sweep that initialises sessions that already existed"),
+  })
+  .strict()
+  .prefault({})
+export type InitOptions = z.infer<typeof InitOptions>
+
+export const Options = z
+  .object({
+    $schema: z.string().optional(),
+    stateDir: z.string().default(".opencode/nso").describe("Where NSO keeps its journal and logs, relative to the project"),
+    logLevel: z.enum(["debug", "info", "warn", "error"]).default("warn"),
+    buffer: BufferOptions,
+    journal: JournalOptions,
+    router: RouterOptions,
+    init: InitOptions,
+  })
+  .strict()
+export type Options = z.infer<typeof Options>
+/** What a person writes: every field optional. */
+export type OptionsInput = z.input<typeof Options>
+
+export const DEFAULT_OPTIONS: Options = Options.parse({})

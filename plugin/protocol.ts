@@ -1,0 +1,258 @@
+import { z } from "zod"
+
+/**
+ * Everything that crosses a boundary (a tool call, a file on disk, an injected message) is
+ * described here once. Types are inferred from the schemas and share their names.
+ */
+
+// ---------------------------------------------------------------------------------------------
+// Ids: prefixed so that a stray id in a log or a model's tool call says what it names.
+
+const prefixed = (prefix: string, what: string) =>
+  z.string().regex(new RegExp(`^${prefix}_[0-9A-Za-z_-]{4,64}$`), {
+    message: `expected a ${what} id like "${prefix}_abc123"`,
+  })
+
+export const MessageId = prefixed("msg", "message")
+export type MessageId = z.infer<typeof MessageId>
+export const TaskId = prefixed("tsk", "task")
+export type TaskId = z.infer<typeof TaskId>
+export const QuestionId = prefixed("q", "question")
+export type QuestionId = z.infer<typeof QuestionId>
+
+/** The prefixes in use, so id generation and parsing agree. */
+export const IdPrefix = { message: "msg", task: "tsk", question: "q", batch: "dlv" } as const
+
+// ---------------------------------------------------------------------------------------------
+// The message envelope
+
+export const Source = z.enum(["user", "agent", "system"])
+export type Source = z.infer<typeof Source>
+
+export const Kind = z.enum([
+  "question",
+  "answer",
+  "completion",
+  "failure",
+  "status",
+  "finding",
+  "assignment",
+  "escalation",
+  "handoff",
+])
+export type Kind = z.infer<typeof Kind>
+
+export const Priority = z.enum(["urgent", "high", "medium", "low"])
+export type Priority = z.infer<typeof Priority>
+
+/** Highest first; the index is the rank used by the buffer. */
+export const PRIORITY_ORDER: readonly Priority[] = ["urgent", "high", "medium", "low"]
+
+/** Kinds the buffer may never drop: losing one loses work or leaves an agent waiting forever. */
+export const UNDROPPABLE_KINDS: ReadonlySet<Kind> = new Set<Kind>(["question", "completion", "failure"])
+
+export const Envelope = z.object({
+  id: MessageId,
+  /** Milliseconds since the epoch when NSO accepted the message. */
+  time: z.number().int().nonnegative(),
+  /** Decided by NSO from where the message came from, never from what its text claims. */
+  source: Source,
+  /** Agent name, `user` or `system`. */
+  from: z.string().min(1),
+  /** Agent name, `oracle`, `user`, or `*` for everyone. */
+  to: z.string().min(1),
+  kind: Kind,
+  priority: Priority,
+  taskId: TaskId.optional(),
+  questionId: QuestionId.optional(),
+  replyTo: MessageId.optional(),
+  /** How many agents this message has passed through; the loop guard stops it past a bound. */
+  hops: z.number().int().nonnegative().default(0),
+  /** Milliseconds since the epoch after which an undelivered message is dropped. */
+  expiresAt: z.number().int().nonnegative().optional(),
+  /** The session whose Oracle should receive it (the delegating root session). */
+  sessionId: z.string().min(1).optional(),
+  text: z.string(),
+})
+export type Envelope = z.infer<typeof Envelope>
+
+/**
+ * What NSO puts in `metadata.nso` of every text part it injects. The `chat.message` hook reads
+ * it back to tag the message; the model only ever sees the visible header in the text.
+ */
+export const InjectionMeta = z.object({
+  source: z.enum(["agent", "system"]),
+  from: z.string().min(1),
+  kind: Kind.optional(),
+  ids: z.array(z.string()).default([]),
+})
+export type InjectionMeta = z.infer<typeof InjectionMeta>
+
+// ---------------------------------------------------------------------------------------------
+// Tasks and questions
+
+export const TaskStatus = z.enum([
+  "queued",
+  "running",
+  "waiting_for_answer",
+  "completed",
+  "failed",
+  "cancelled",
+  "stalled",
+])
+export type TaskStatus = z.infer<typeof TaskStatus>
+
+export const TERMINAL_TASK_STATUSES: ReadonlySet<TaskStatus> = new Set<TaskStatus>([
+  "completed",
+  "failed",
+  "cancelled",
+])
+
+export const Task = z.object({
+  id: TaskId,
+  agent: z.string().min(1),
+  title: z.string(),
+  prompt: z.string(),
+  priority: z.enum(["low", "medium", "high"]).default("medium"),
+  status: TaskStatus,
+  /** The session that delegated the task; results go back there. */
+  parentSessionId: z.string().min(1),
+  /** The child session doing the work, once created. */
+  sessionId: z.string().min(1).optional(),
+  parentTaskId: TaskId.optional(),
+  depth: z.number().int().nonnegative().default(0),
+  /** Path globs the task may write to; empty means unrestricted. */
+  scope: z.array(z.string()).default([]),
+  dependsOn: z.array(TaskId).default([]),
+  createdAt: z.number().int(),
+  updatedAt: z.number().int(),
+  lastActivityAt: z.number().int(),
+  result: z.string().optional(),
+  error: z.string().optional(),
+})
+export type Task = z.infer<typeof Task>
+
+export const QuestionStatus = z.enum(["open", "answered"])
+export type QuestionStatus = z.infer<typeof QuestionStatus>
+
+export const Question = z.object({
+  id: QuestionId,
+  taskId: TaskId.optional(),
+  /** The asking agent. */
+  from: z.string().min(1),
+  /** The asking (child) session, where a late answer is forwarded. */
+  sessionId: z.string().min(1),
+  text: z.string().min(1),
+  urgency: z.enum(["normal", "urgent"]).default("normal"),
+  options: z.array(z.string()).default([]),
+  askedAt: z.number().int(),
+  /** Set when the asking call stopped waiting; the question stays open for a late answer. */
+  timedOutAt: z.number().int().optional(),
+  status: QuestionStatus,
+  answer: z.string().optional(),
+  answeredBy: z.string().optional(),
+  answeredAt: z.number().int().optional(),
+})
+export type Question = z.infer<typeof Question>
+
+// ---------------------------------------------------------------------------------------------
+// Journal events: the only things ever written to the journal. Replay folds them into state.
+
+export const JOURNAL_VERSION = 1
+
+const event = <T extends string, S extends z.ZodRawShape>(type: T, shape: S) =>
+  z.object({ type: z.literal(type), ...shape })
+
+export const JournalEvent = z.discriminatedUnion("type", [
+  event("message.buffered", { envelope: Envelope }),
+  event("message.dropped", { id: MessageId, reason: z.enum(["expired", "overflow"]) }),
+  /** Written before the injection is attempted (write-ahead): see buffer/README in docs. */
+  event("delivery.started", { batchId: z.string(), sessionId: z.string(), ids: z.array(MessageId) }),
+  event("delivery.confirmed", { batchId: z.string() }),
+  /** The injection failed or was found not to have happened: the items are pending again. */
+  event("delivery.failed", { batchId: z.string(), reason: z.string() }),
+  event("task.created", { task: Task }),
+  event("task.updated", {
+    id: TaskId,
+    patch: Task.pick({
+      status: true,
+      sessionId: true,
+      lastActivityAt: true,
+      result: true,
+      error: true,
+    }).partial(),
+  }),
+  event("question.asked", { question: Question }),
+  event("question.timed_out", { id: QuestionId }),
+  event("question.answered", { id: QuestionId, answer: z.string(), by: z.string() }),
+  event("message.classified", {
+    sessionId: z.string(),
+    messageId: z.string().optional(),
+    source: Source,
+    from: z.string(),
+    agent: z.string().optional(),
+  }),
+  event("session.initialized", { sessionId: z.string(), root: z.boolean() }),
+])
+export type JournalEvent = z.infer<typeof JournalEvent>
+export type JournalEventType = JournalEvent["type"]
+
+/** One line of the journal file. `w` + `s` identify a record across processes for dedupe. */
+export const JournalRecord = z.object({
+  v: z.literal(JOURNAL_VERSION),
+  /** Writer id: one per journal handle (process). */
+  w: z.string().min(1),
+  /** Sequence number, strictly increasing per writer. */
+  s: z.number().int().nonnegative(),
+  /** Milliseconds since the epoch. */
+  t: z.number().int(),
+  e: JournalEvent,
+})
+export type JournalRecord = z.infer<typeof JournalRecord>
+
+// ---------------------------------------------------------------------------------------------
+// Errors at boundaries
+
+/**
+ * Thrown when input at a boundary does not match its schema. The message names each field, what
+ * was expected and what arrived, so a person (or a model) can fix the input in one go.
+ */
+export class ValidationError extends TypeError {
+  override name = "ValidationError"
+  constructor(
+    readonly what: string,
+    readonly issues: readonly string[],
+  ) {
+    super(`Invalid ${what}: ${issues.join("; ")}`)
+  }
+}
+
+export function describeIssues(error: z.ZodError, input: unknown): string[] {
+  return error.issues.map((issue) => {
+    const path = issue.path.length ? issue.path.map(String).join(".") : "(root)"
+    const got = valueAt(input, issue.path)
+    const received = got === undefined ? "nothing" : preview(got)
+    return `${path}: ${issue.message} (received ${received})`
+  })
+}
+
+/** Parse or throw a `ValidationError` naming every bad field. */
+export function parse<S extends z.ZodType>(schema: S, input: unknown, what: string): z.infer<S> {
+  const r = schema.safeParse(input)
+  if (r.success) return r.data
+  throw new ValidationError(what, describeIssues(r.error, input))
+}
+
+function valueAt(input: unknown, path: readonly PropertyKey[]): unknown {
+  let cur: unknown = input
+  for (const key of path) {
+    if (cur === null || typeof cur !== "object") return undefined
+    cur = (cur as Record<PropertyKey, unknown>)[key]
+  }
+  return cur
+}
+
+function preview(v: unknown): string {
+  const s = typeof v === "string" ? JSON.stringify(v) : (JSON.stringify(v) ?? String(v))
+  return s.length > 60 ? `${s.slice(0, 57)}...` : s
+}
