@@ -106,11 +106,13 @@ class Lane {
 
 /**
  * The default buffer: one FIFO lane per priority and an id index. Push and drain are O(1) per
- * message; dropping on overflow scans only the lowest non-empty lane.
+ * message; dropping on overflow scans only from the lowest lane up to the first droppable one.
+ * The low-priority TTL is computed, not copied into the message, so a push allocates nothing.
  */
 export class PriorityBuffer implements MessageBuffer {
   private lanes = PRIORITY_ORDER.map(() => new Lane())
-  private index = new Map<string, { lane: number; env: Envelope }>()
+  /** id → lane number */
+  private index = new Map<string, number>()
   private readonly opts: Required<BufferOptions>
 
   constructor(opts: BufferOptions = {}) {
@@ -125,26 +127,29 @@ export class PriorityBuffer implements MessageBuffer {
     return this.index.has(id)
   }
 
-  push(envelope: Envelope, now: number): PushResult {
-    if (this.index.has(envelope.id)) return { accepted: true, dropped: [] }
-    const env = withTtl(envelope, this.opts.lowTtlMs)
-    const dropped: Drop[] = []
+  private expiresAt(e: Envelope): number | undefined {
+    return e.expiresAt ?? (e.priority === "low" ? e.time + this.opts.lowTtlMs : undefined)
+  }
+
+  push(env: Envelope, now: number): PushResult {
+    if (this.index.has(env.id)) return { accepted: true, dropped: [] }
+    let dropped = NO_DROPS
     if (this.index.size >= this.opts.maxSize) {
-      dropped.push(...this.expire(now))
+      dropped = this.expire(now)
       if (this.index.size >= this.opts.maxSize) {
         const victim = this.victim()
         if (victim && (RANK[victim.priority] >= RANK[env.priority] || !droppable(env))) {
           this.remove([victim.id])
           dropped.push({ envelope: victim, reason: "overflow" })
         } else if (droppable(env)) {
-          return { accepted: false, dropped: [...dropped, { envelope: env, reason: "overflow" }] }
+          return { accepted: false, dropped: [...dropped, { envelope: withTtl(env, this.opts.lowTtlMs), reason: "overflow" }] }
         }
         // Otherwise the newcomer is undroppable and nothing else may go: exceed the bound.
       }
     }
     const lane = RANK[env.priority]
     this.lanes[lane]!.push(env)
-    this.index.set(env.id, { lane, env })
+    this.index.set(env.id, lane)
     return { accepted: true, dropped }
   }
 
@@ -160,10 +165,11 @@ export class PriorityBuffer implements MessageBuffer {
     const out: Drop[] = []
     for (const lane of this.lanes) {
       for (const [i, e] of lane.entries()) {
-        if (expired(e, now)) {
+        const at = this.expiresAt(e)
+        if (at !== undefined && at <= now) {
           lane.removeAt(i)
           this.index.delete(e.id)
-          out.push({ envelope: e, reason: "expired" })
+          out.push({ envelope: withTtl(e, this.opts.lowTtlMs), reason: "expired" })
         }
       }
     }
@@ -172,12 +178,13 @@ export class PriorityBuffer implements MessageBuffer {
 
   list(): Envelope[] {
     const out: Envelope[] = []
-    for (const lane of this.lanes) for (const [, e] of lane.entries()) out.push(e)
+    for (const lane of this.lanes) for (const [, e] of lane.entries()) out.push(withTtl(e, this.opts.lowTtlMs))
     return out
   }
 
   remove(ids: Iterable<string>): Envelope[] {
-    const want = new Set(ids)
+    const want = new Set<string>()
+    for (const id of ids) if (this.index.has(id)) want.add(id)
     const out: Envelope[] = []
     for (const lane of this.lanes) {
       if (!want.size) break
@@ -185,7 +192,7 @@ export class PriorityBuffer implements MessageBuffer {
         if (want.delete(e.id)) {
           lane.removeAt(i)
           this.index.delete(e.id)
-          out.push(e)
+          out.push(withTtl(e, this.opts.lowTtlMs))
         }
       }
     }
@@ -198,13 +205,18 @@ export class PriorityBuffer implements MessageBuffer {
       while (out.length < max) {
         const e = lane.shift()
         if (!e) break
-        this.index.delete(e.id)
         out.push(e)
       }
     }
+    if (out.length && !this.lanes.some((l) => l.live)) this.index.clear()
+    else for (const e of out) this.index.delete(e.id)
+    for (let i = 0; i < out.length; i++) if (out[i]!.priority === "low") out[i] = withTtl(out[i]!, this.opts.lowTtlMs)
     return out
   }
 }
+
+// Frozen: a caller that tries to add to the shared empty result fails loudly.
+const NO_DROPS = Object.freeze([]) as unknown as Drop[]
 
 /**
  * The simplest correct buffer: one array kept sorted by (priority, arrival). Slow on purpose; it

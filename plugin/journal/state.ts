@@ -24,23 +24,27 @@ export type NsoState = z.infer<typeof NsoState>
 const DELIVERED_MEMORY = 10_000
 
 /**
- * In-memory form: the same data with a Set for fast membership. Kept separate so the snapshot
- * stays plain JSON validated by `NsoState`.
+ * In-memory form: the same data in Maps and Sets (large plain-object dictionaries are slow to
+ * grow). Kept separate so the snapshot stays plain JSON validated by `NsoState`.
  */
-export interface LiveState extends Omit<NsoState, "delivered" | "initialized"> {
+export interface LiveState {
+  tasks: Map<string, Task>
+  questions: Map<string, Question>
+  pending: Map<string, Envelope>
+  inDoubt: Map<string, { sessionId: string; ids: string[] }>
+  /** Envelopes of in-doubt batches, so they can be re-queued if the injection did not happen. */
+  inDoubtEnvelopes: Map<string, Envelope>
   delivered: Set<string>
   initialized: Set<string>
-  /** Envelopes of in-doubt batches, so they can be re-queued if the injection did not happen. */
-  inDoubtEnvelopes: Record<string, Envelope>
 }
 
 export function emptyState(): LiveState {
   return {
-    tasks: {},
-    questions: {},
-    pending: {},
-    inDoubt: {},
-    inDoubtEnvelopes: {},
+    tasks: new Map(),
+    questions: new Map(),
+    pending: new Map(),
+    inDoubt: new Map(),
+    inDoubtEnvelopes: new Map(),
     delivered: new Set(),
     initialized: new Set(),
   }
@@ -59,59 +63,59 @@ export function applyRecord(state: LiveState, rec: JournalRecord): LiveState {
   const e = rec.e
   switch (e.type) {
     case "message.buffered":
-      if (!state.delivered.has(e.envelope.id)) state.pending[e.envelope.id] = e.envelope
+      if (!state.delivered.has(e.envelope.id)) state.pending.set(e.envelope.id, e.envelope)
       break
     case "message.dropped":
-      delete state.pending[e.id]
+      state.pending.delete(e.id)
       break
     case "delivery.started": {
-      state.inDoubt[e.batchId] = { sessionId: e.sessionId, ids: e.ids }
+      state.inDoubt.set(e.batchId, { sessionId: e.sessionId, ids: e.ids })
       for (const id of e.ids) {
-        const env = state.pending[id]
-        if (env) state.inDoubtEnvelopes[id] = env
-        delete state.pending[id]
+        const env = state.pending.get(id)
+        if (env) state.inDoubtEnvelopes.set(id, env)
+        state.pending.delete(id)
       }
       break
     }
     case "delivery.confirmed": {
-      const batch = state.inDoubt[e.batchId]
+      const batch = state.inDoubt.get(e.batchId)
       if (!batch) break
       for (const id of batch.ids) {
         remember(state.delivered, id)
-        delete state.inDoubtEnvelopes[id]
+        state.inDoubtEnvelopes.delete(id)
       }
-      delete state.inDoubt[e.batchId]
+      state.inDoubt.delete(e.batchId)
       break
     }
     case "delivery.failed": {
-      const batch = state.inDoubt[e.batchId]
+      const batch = state.inDoubt.get(e.batchId)
       if (!batch) break
       for (const id of batch.ids) {
-        const env = state.inDoubtEnvelopes[id]
-        if (env && !state.delivered.has(id)) state.pending[id] = env
-        delete state.inDoubtEnvelopes[id]
+        const env = state.inDoubtEnvelopes.get(id)
+        if (env && !state.delivered.has(id)) state.pending.set(id, env)
+        state.inDoubtEnvelopes.delete(id)
       }
-      delete state.inDoubt[e.batchId]
+      state.inDoubt.delete(e.batchId)
       break
     }
     case "task.created":
-      state.tasks[e.task.id] = e.task
+      state.tasks.set(e.task.id, e.task)
       break
     case "task.updated": {
-      const t = state.tasks[e.id]
-      if (t) state.tasks[e.id] = { ...t, ...stripUndefined(e.patch), updatedAt: rec.t }
+      const t = state.tasks.get(e.id)
+      if (t) state.tasks.set(e.id, { ...t, ...stripUndefined(e.patch), updatedAt: rec.t })
       break
     }
     case "question.asked":
-      state.questions[e.question.id] = e.question
+      state.questions.set(e.question.id, e.question)
       break
     case "question.timed_out": {
-      const q = state.questions[e.id]
+      const q = state.questions.get(e.id)
       if (q) q.timedOutAt = rec.t
       break
     }
     case "question.answered": {
-      const q = state.questions[e.id]
+      const q = state.questions.get(e.id)
       if (q && q.status !== "answered") {
         q.status = "answered"
         q.answer = e.answer
@@ -144,12 +148,24 @@ export const nsoReducer: Reducer<LiveState> = {
   init: emptyState,
   apply: applyRecord,
   serialize: (s) => ({
-    ...s,
+    tasks: Object.fromEntries(s.tasks),
+    questions: Object.fromEntries(s.questions),
+    pending: Object.fromEntries(s.pending),
+    inDoubt: Object.fromEntries(s.inDoubt),
+    inDoubtEnvelopes: Object.fromEntries(s.inDoubtEnvelopes),
     delivered: [...s.delivered],
     initialized: [...s.initialized],
   }),
   deserialize: (data) => {
     const s = SnapshotState.parse(data)
-    return { ...s, delivered: new Set(s.delivered), initialized: new Set(s.initialized) }
+    return {
+      tasks: new Map(Object.entries(s.tasks)),
+      questions: new Map(Object.entries(s.questions)),
+      pending: new Map(Object.entries(s.pending)),
+      inDoubt: new Map(Object.entries(s.inDoubt)),
+      inDoubtEnvelopes: new Map(Object.entries(s.inDoubtEnvelopes)),
+      delivered: new Set(s.delivered),
+      initialized: new Set(s.initialized),
+    }
   },
 }

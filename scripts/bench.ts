@@ -1,0 +1,26 @@
+#!/usr/bin/env node
+/**
+ * `npm run bench`: prints a table of NSO's figures. Nothing here asserts; compare with README.
+ * Sections: buffer, router, journal (in-process). Run with `--only <section>` to run one.
+ */
+import { bufferBench, journalBench, memoryBench, routerBench } from "./bench/core.js"
+import { printTable, type Row } from "./bench/util.js"
+
+const sections: Record<string, () => Promise<Row[]>> = {
+  buffer: async () => [...(await bufferBench()), ...(await memoryBench())],
+  router: routerBench,
+  journal: journalBench,
+}
+
+const only = process.argv.includes("--only") ? process.argv[process.argv.indexOf("--only") + 1] : undefined
+if (only && !sections[only]) {
+  console.error(`Unknown section "${only}". Sections: ${Object.keys(sections).join(", ")}`)
+  process.exit(2)
+}
+const rows: Row[] = []
+for (const [name, run] of Object.entries(sections)) {
+  if (only && name !== only) continue
+  process.stderr.write(`bench: ${name}…\n`)
+  rows.push(...(await run()))
+}
+printTable(rows)
