@@ -12,6 +12,38 @@ export interface Deps {
   ids: Ids
   fs: Fs
   log: Logger
+  /** OpenCode, seen through NSO's own small port (adapted in hooks/host.ts). */
+  host: Host
+}
+
+/** What NSO needs from OpenCode, in NSO's terms. */
+export interface Host {
+  /** Puts a synthetic text part into a session; `noReply` stores it without a model turn. */
+  inject(sessionId: string, message: { text: string; meta: Record<string, unknown>; noReply: boolean; agent?: string }): Promise<void>
+  toast(message: string, variant: "info" | "success" | "warning" | "error"): Promise<void>
+  session(id: string): Promise<HostSession | undefined>
+  sessions(): Promise<HostSession[]>
+  /** Every id carried in `metadata.nso.ids` of the session's stored messages (to settle in-doubt deliveries). */
+  injectedIds(sessionId: string): Promise<Set<string>>
+}
+
+export interface HostSession {
+  id: string
+  parentId?: string
+  title?: string
+  /** Last update, ms since epoch. */
+  updatedAt?: number
+}
+
+/** A host that does nothing: for the CLI and unit tests that do not talk to OpenCode. */
+export const detachedHost: Host = {
+  inject: async () => {
+    throw new Error("not connected to OpenCode")
+  },
+  toast: async () => {},
+  session: async () => undefined,
+  sessions: async () => [],
+  injectedIds: async () => new Set(),
 }
 
 export interface Clock {
@@ -88,6 +120,7 @@ export function createDeps(overrides: Partial<Deps> = {}): Deps {
     ids: randomIds,
     fs: nodeFs,
     log: silentLogger,
+    host: detachedHost,
     ...overrides,
   }
 }

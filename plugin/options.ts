@@ -75,3 +75,55 @@ export type Options = z.infer<typeof Options>
 export type OptionsInput = z.input<typeof Options>
 
 export const DEFAULT_OPTIONS: Options = Options.parse({})
+
+// ---------------------------------------------------------------------------------------------
+// Loading: shipped defaults < .opencode/nso.yaml < opencode.json plugin options.
+
+export interface OptionsLayer {
+  /** Where it came from, for error messages: a file path or `opencode.json plugin options`. */
+  origin: string
+  value: unknown
+}
+
+export interface LoadedOptions {
+  options: Options
+  /** One line per rejected layer: origin, field path, problem. Rejected layers are ignored. */
+  problems: string[]
+}
+
+function isPlainObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === "object" && v !== null && !Array.isArray(v)
+}
+
+/** Later wins, field by field; arrays are replaced, not concatenated. */
+export function mergeLayers(a: unknown, b: unknown): unknown {
+  if (!isPlainObject(a) || !isPlainObject(b)) return b === undefined ? a : b
+  const out: Record<string, unknown> = { ...a }
+  for (const [k, v] of Object.entries(b)) out[k] = mergeLayers(a[k], v)
+  return out
+}
+
+function problemsOf(error: z.ZodError, origin: string): string[] {
+  return error.issues.map((i) => `${origin}: ${i.path.length ? i.path.join(".") : "(root)"}: ${i.message}`)
+}
+
+/**
+ * Merges the layers in order. A layer that makes the options invalid is left out and reported,
+ * so one bad file never takes NSO down; the others still apply.
+ */
+export function resolveOptions(layers: readonly OptionsLayer[]): LoadedOptions {
+  const problems: string[] = []
+  let merged: unknown = {}
+  for (const layer of layers) {
+    if (layer.value === undefined || layer.value === null) continue
+    if (!isPlainObject(layer.value)) {
+      problems.push(`${layer.origin}: (root): expected an object of NSO options, got ${Array.isArray(layer.value) ? "an array" : typeof layer.value}`)
+      continue
+    }
+    const next = mergeLayers(merged, layer.value)
+    const r = Options.safeParse(next)
+    if (r.success) merged = next
+    else problems.push(...problemsOf(r.error, layer.origin))
+  }
+  return { options: Options.parse(merged), problems }
+}

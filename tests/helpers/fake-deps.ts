@@ -2,7 +2,7 @@ import * as fs from "node:fs/promises"
 import { mkdtempSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
-import type { Deps, Logger, LogLevel, TimerHandle } from "../../plugin/deps.js"
+import type { Deps, Host, HostSession, Logger, LogLevel, TimerHandle } from "../../plugin/deps.js"
 import { IdPrefix, type Envelope } from "../../plugin/protocol.js"
 
 /** A clock and timers that move only when the test says so. */
@@ -53,20 +53,49 @@ export class MemoryLogger implements Logger {
   }
 }
 
+/** Records what NSO asks of OpenCode. */
+export class FakeHost implements Host {
+  injections: { sessionId: string; text: string; meta: Record<string, unknown>; noReply: boolean }[] = []
+  toasts: { message: string; variant: string }[] = []
+  known = new Map<string, HostSession>()
+  failInject = false
+  async inject(sessionId: string, m: { text: string; meta: Record<string, unknown>; noReply: boolean }) {
+    if (this.failInject) throw new Error("server gone")
+    this.injections.push({ sessionId, ...m })
+  }
+  async toast(message: string, variant: string) {
+    this.toasts.push({ message, variant })
+  }
+  async session(id: string) {
+    return this.known.get(id)
+  }
+  async sessions() {
+    return [...this.known.values()]
+  }
+  async injectedIds(sessionId: string) {
+    const ids = new Set<string>()
+    for (const i of this.injections) if (i.sessionId === sessionId) for (const id of (i.meta.ids as string[]) ?? []) ids.add(id)
+    return ids
+  }
+}
+
 // Shared by every fake: two journals opened in one test must not get the same writer id.
 let idCounter = 0
 
-export function fakeDeps(overrides: Partial<Deps> = {}): Deps & { time: FakeTime; logger: MemoryLogger } {
+export function fakeDeps(overrides: Partial<Deps> = {}): Deps & { time: FakeTime; logger: MemoryLogger; fakeHost: FakeHost } {
   const time = new FakeTime()
   const logger = new MemoryLogger()
+  const fakeHost = new FakeHost()
   return {
     clock: time.clock,
     timers: time.timers_,
     ids: { id: (p) => `${p}_${(++idCounter).toString(36).padStart(6, "0")}` },
     fs,
     log: logger,
+    host: fakeHost,
     time,
     logger,
+    fakeHost,
     ...overrides,
   }
 }

@@ -1,0 +1,29 @@
+import type { Hooks } from "@opencode-ai/plugin"
+import type { Runtime } from "../runtime.js"
+
+type Before = NonNullable<Hooks["tool.execute.before"]>
+type After = NonNullable<Hooks["tool.execute.after"]>
+
+/** Init on first tool call, and the start time for the tool log. */
+export function toolBeforeHook(rt: Runtime): Before {
+  return async (input) => {
+    rt.toolLog.before(input.callID)
+    await rt.init.ensure(input.sessionID, "tool.execute")
+  }
+}
+
+/** One line per tool call in log.jsonl. */
+export function toolAfterHook(rt: Runtime): After {
+  return async (input, output) => {
+    const meta = output.metadata as { error?: unknown } | undefined
+    const error = meta?.error !== undefined ? String(meta.error) : undefined
+    await rt.toolLog.after({
+      callId: input.callID,
+      sessionId: input.sessionID,
+      agent: rt.registry.get(input.sessionID).agent,
+      tool: input.tool,
+      args: input.args,
+      error,
+    })
+  }
+}

@@ -1,0 +1,93 @@
+import { join } from "node:path"
+import type { Hooks, Plugin } from "@opencode-ai/plugin"
+import { parse as parseYaml } from "yaml"
+import * as nodeFs from "node:fs/promises"
+import { createDeps, type Deps } from "./deps.js"
+import { chatMessageHook } from "./hooks/chat-message.js"
+import { compactingHook } from "./hooks/compacting.js"
+import { configHook } from "./hooks/config.js"
+import { eventHook } from "./hooks/event.js"
+import { guarded } from "./hooks/guard.js"
+import { opencodeHost } from "./hooks/host.js"
+import { systemHook } from "./hooks/system.js"
+import { toolAfterHook, toolBeforeHook } from "./hooks/tools.js"
+import { resolveOptions, type OptionsLayer } from "./options.js"
+import { CONFIG_DIR } from "./paths.js"
+import { fileLogger, Runtime } from "./runtime.js"
+import { projectContextTool } from "./tools/project-context.js"
+
+async function yamlLayer(path: string): Promise<OptionsLayer> {
+  let text: string
+  try {
+    text = await nodeFs.readFile(path, "utf8")
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === "ENOENT") return { origin: path, value: undefined }
+    throw err
+  }
+  try {
+    return { origin: path, value: parseYaml(text) ?? undefined }
+  } catch (err) {
+    return { origin: path, value: `unparseable YAML: ${(err as Error).message}` }
+  }
+}
+
+/**
+ * NSO for OpenCode. Options: `"plugin": [["opencode-nso", { …options }]]` in opencode.json, over
+ * `.opencode/nso.yaml`, over the shipped `config/defaults.yaml`.
+ */
+export const NsoPlugin: Plugin = async (input, pluginOptions) => {
+  const projectDir = input.directory
+  const host = opencodeHost(input.client, projectDir)
+  const layers = [
+    await yamlLayer(join(CONFIG_DIR, "defaults.yaml")),
+    await yamlLayer(join(projectDir, ".opencode", "nso.yaml")),
+    { origin: "opencode.json plugin options", value: pluginOptions && Object.keys(pluginOptions).length ? pluginOptions : undefined },
+  ]
+  const { options, problems } = resolveOptions(layers)
+  const log = fileLogger(join(projectDir, options.stateDir, "nso.log"), options.logLevel)
+  const deps: Deps = createDeps({ host, log })
+  if (problems.length) {
+    for (const p of problems) log.log("error", `invalid NSO options, this layer is ignored: ${p}`)
+    void host.toast(`NSO options: ${problems[0]}${problems.length > 1 ? ` (+${problems.length - 1} more)` : ""}`, "error").catch(() => {})
+  }
+
+  let rt: Runtime
+  try {
+    rt = await Runtime.start(deps, projectDir, options)
+  } catch (err) {
+    // NSO off, OpenCode on: a broken state folder must never take the server down.
+    log.log("error", "NSO could not start; it is disabled for this server", { error: String(err) })
+    void host.toast(`NSO could not start: ${String(err).slice(0, 200)}`, "error").catch(() => {})
+    return {}
+  }
+
+  // Sessions that existed before the plugin was ready (resumed, or created while it loaded).
+  deps.timers.setTimeout(() => {
+    void rt.init.sweep().catch((err) => log.log("warn", "start-up sweep failed", { error: String(err) }))
+  }, options.init.sweepDelayMs)
+
+  const onTerm = () => {
+    rt.flushSync()
+    process.off("SIGTERM", onTerm)
+    // If nobody else handles SIGTERM, adding a listener would have stopped the default exit.
+    if (process.listenerCount("SIGTERM") === 0) process.kill(process.pid, "SIGTERM")
+  }
+  process.on("SIGTERM", onTerm)
+
+  const g = <A extends unknown[]>(name: string, fn: (...a: A) => Promise<void>) => guarded(deps, name, fn)
+  const hooks: Hooks = {
+    event: g("event", eventHook(rt)),
+    config: g("config", configHook(rt)),
+    "chat.message": g("chat.message", chatMessageHook(rt)),
+    "tool.execute.before": g("tool.execute.before", toolBeforeHook(rt)),
+    "tool.execute.after": g("tool.execute.after", toolAfterHook(rt)),
+    "experimental.chat.system.transform": g("system.transform", systemHook(rt)),
+    "experimental.session.compacting": g("session.compacting", compactingHook(rt)),
+    tool: { project_context: projectContextTool(rt) },
+    dispose: async () => {
+      process.off("SIGTERM", onTerm)
+      await rt.dispose()
+    },
+  }
+  return hooks
+}

@@ -1,0 +1,225 @@
+import { appendFileSync, mkdirSync, readFileSync } from "node:fs"
+import { join } from "node:path"
+import type { Deps, LogLevel, Logger } from "./deps.js"
+import { Deliverer } from "./buffer/delivery.js"
+import { header } from "./buffer/format.js"
+import { Journal, type ReplayReport } from "./journal/journal.js"
+import { nsoReducer, type LiveState } from "./journal/state.js"
+import type { Options } from "./options.js"
+import { TEMPLATES_DIR } from "./paths.js"
+import { IdPrefix, TERMINAL_TASK_STATUSES, type Envelope, type JournalEvent } from "./protocol.js"
+import { classify, type Classification, type IncomingPart } from "./router/classify.js"
+import { createIntentMonitor, type IntentMonitor, type IntentSuggestion } from "./router/intent.js"
+import { route } from "./router/route.js"
+import { appendProgress, sessionSummary } from "./session/close.js"
+import { SessionInit } from "./session/init.js"
+import { SessionRegistry } from "./session/registry.js"
+import { ToolLog } from "./telemetry/tool-log.js"
+
+/**
+ * NSO's core, assembled: the journal and the state it replays, the session registry, delivery,
+ * init and the tool log. Hooks call these methods and nothing else; nothing here knows
+ * OpenCode's shapes.
+ */
+export class Runtime {
+  readonly registry: SessionRegistry
+  readonly deliverer: Deliverer
+  readonly init: SessionInit
+  readonly toolLog: ToolLog
+  readonly intents: IntentMonitor
+  private suggestions = new Map<string, IntentSuggestion>()
+  private closed = new Set<string>()
+  private disposed = false
+
+  private constructor(
+    readonly deps: Deps,
+    readonly projectDir: string,
+    readonly options: Options,
+    readonly journal: Journal<LiveState>,
+    readonly state: LiveState,
+    readonly replay: ReplayReport,
+  ) {
+    this.registry = new SessionRegistry(deps)
+    this.intents = createIntentMonitor(options.router.intents)
+    this.deliverer = new Deliverer(deps, options.buffer, this.registry, {
+      write: (e) => this.write(e),
+      runningTasks: (sid) => this.runningTasks(sid),
+    })
+    const headerGuide = readTemplate("nso_headers.md")
+    const isolation = readTemplate("task_isolation_header.md")
+    this.init = new SessionInit(deps, { projectDir, stateDir: options.stateDir, init: options.init }, this.registry, {
+      headerGuide,
+      childHeader: async (sid) => {
+        const task = [...this.state.tasks.values()].find((t) => t.sessionId === sid)
+        if (!task) return undefined
+        return isolation
+          .replaceAll("{{taskId}}", task.id)
+          .replaceAll("{{agent}}", task.agent)
+          .replaceAll("{{scope}}", task.scope.length ? task.scope.join(", ") : "(no write restriction)")
+          .replaceAll("{{contextFile}}", join(options.stateDir, "tasks", task.id, "context.md"))
+      },
+      onRootReady: async (sid) => this.deliverer.poke(sid),
+      record: (sid, root) => (this.state.initialized.has(sid) ? Promise.resolve() : this.write({ type: "session.initialized", sessionId: sid, root })),
+    })
+    this.toolLog = new ToolLog(deps, ToolLog.at(projectDir, options.stateDir))
+  }
+
+  static async start(deps: Deps, projectDir: string, options: Options): Promise<Runtime> {
+    const dir = join(projectDir, options.stateDir)
+    const { journal, state, report } = await Journal.open(deps, nsoReducer, {
+      dir,
+      maxBytes: options.journal.maxBytes,
+      fsync: options.journal.fsync,
+    })
+    if (report.corrupt || report.torn)
+      deps.log.log("warn", "journal had damaged lines; they were skipped", { corrupt: report.corrupt, torn: report.torn })
+    const rt = new Runtime(deps, projectDir, options, journal, state, report)
+    await rt.deliverer.restore(state.pending.values(), [...state.inDoubt.entries()], state.inDoubtEnvelopes)
+    return rt
+  }
+
+  /** Journals an event and folds it into the live state once it is durable. */
+  async write(event: JournalEvent): Promise<void> {
+    await this.journal.append(event)
+    nsoReducer.apply(this.state, { v: 1, w: this.journal.writer, s: 0, t: this.deps.clock.now(), e: event })
+  }
+
+  runningTasks(sessionId: string): number {
+    let n = 0
+    for (const t of this.state.tasks.values()) if (t.parentSessionId === sessionId && !TERMINAL_TASK_STATUSES.has(t.status)) n++
+    return n
+  }
+
+  // ----- events -------------------------------------------------------------------------------
+
+  sessionCreated(id: string, facts: { parentId?: string; title?: string }): Promise<unknown> {
+    this.registry.learn(id, facts)
+    return this.init.ensure(id, "session.created")
+  }
+
+  sessionBusy(id: string, busy: boolean): void {
+    this.registry.setBusy(id, busy)
+    if (!busy) this.deliverer.poke(id)
+  }
+
+  async sessionDeleted(id: string): Promise<void> {
+    const info = this.registry.get(id)
+    if (!info.parentId) await this.closeSession(id)
+    this.init.forget(id)
+    this.registry.forget(id)
+  }
+
+  /** Appends the session's summary to progress.md (once). */
+  async closeSession(id: string): Promise<string | undefined> {
+    if (this.closed.has(id)) return undefined
+    this.closed.add(id)
+    const text = this.summary(id)
+    return appendProgress(this.deps, this.projectDir, this.options.init.contextDir, text)
+  }
+
+  private summary(id: string): string {
+    const tasks = [...this.state.tasks.values()].filter((t) => t.parentSessionId === id)
+    const taskIds = new Set(tasks.map((t) => t.id))
+    const questions = [...this.state.questions.values()].filter((q) => q.taskId && taskIds.has(q.taskId))
+    return sessionSummary(this.registry.get(id), tasks, questions, this.deps.clock.now())
+  }
+
+  // ----- messages -----------------------------------------------------------------------------
+
+  async message(sessionId: string, agent: string | undefined, parts: IncomingPart[], messageId?: string): Promise<Classification> {
+    const info = await this.registry.resolve(sessionId)
+    await this.init.ensure(sessionId, "chat.message")
+    const parent = info.parentId ? this.registry.get(info.parentId) : undefined
+    const c = classify({ sessionId, parentSessionId: info.parentId, parentAgent: parent?.agent, parts })
+    if (agent) info.agent = agent
+    info.counts[c.source]++
+    if (c.source === "user" && !info.parentId) {
+      // The human spoke: hold agent messages until the next pause.
+      info.lastUserMessageAt = this.deps.clock.now()
+      info.busy = true
+      const text = parts.filter((p) => !p.synthetic).map((p) => p.text).join("\n")
+      const r = route({ source: "user", kind: "assignment", priority: "medium", text }, this.intents)
+      if (r.handler === "intent" && r.suggestion) this.suggestions.set(sessionId, r.suggestion)
+      else this.suggestions.delete(sessionId)
+    }
+    await this.write({ type: "message.classified", sessionId, messageId, source: c.source, from: c.from, agent })
+    return c
+  }
+
+  /** Buffers an agent or system message for a session's Oracle. */
+  async post(msg: Omit<Envelope, "id" | "time" | "hops"> & { sessionId: string; hops?: number }): Promise<Envelope> {
+    const env: Envelope & { sessionId: string } = { ...msg, id: this.deps.ids.id(IdPrefix.message), time: this.deps.clock.now(), hops: msg.hops ?? 0 }
+    await this.deliverer.push(env)
+    return env
+  }
+
+  async system(sessionId: string): Promise<string[]> {
+    const out = await this.init.systemFor(sessionId)
+    const s = this.suggestions.get(sessionId)
+    if (s) out.push(`NSO intent monitor: the user's last message matches the "${s.rule}" rule; the ${s.agent} agent may suit it.`)
+    return out
+  }
+
+  compacting(sessionId: string): string[] {
+    const pending = this.deliverer.pending(sessionId)
+    const tasks = [...this.state.tasks.values()].filter((t) => t.parentSessionId === sessionId && !TERMINAL_TASK_STATUSES.has(t.status))
+    if (!pending.length && !tasks.length) return []
+    const lines = ["NSO task board (keep this across compaction):"]
+    for (const t of tasks) lines.push(`- task ${t.id} · ${t.agent} · ${t.status} · ${t.title}`)
+    for (const e of pending) lines.push(`- waiting for delivery: ${header(e)}`)
+    return [lines.join("\n")]
+  }
+
+  // ----- shutdown -----------------------------------------------------------------------------
+
+  async dispose(): Promise<void> {
+    if (this.disposed) return
+    this.disposed = true
+    this.deliverer.dispose()
+    await this.journal.close()
+  }
+
+  /**
+   * SIGTERM: OpenCode does not call `dispose`, and the process may exit right after the signal
+   * handlers run, so this is synchronous. Journal records are already on disk (every append was
+   * awaited before it was acknowledged); what is left is the close summary of open root sessions.
+   */
+  flushSync(): void {
+    for (const s of this.registry.all()) {
+      if (s.parentId || this.closed.has(s.id) || s.counts.user + s.counts.agent === 0) continue
+      this.closed.add(s.id)
+      try {
+        const path = join(this.projectDir, this.options.init.contextDir, "01_memory", "progress.md")
+        mkdirSync(join(path, ".."), { recursive: true })
+        appendFileSync(path, this.summary(s.id).replace("\n## ", "\n## (server stopped) "))
+      } catch {
+        // Best effort by definition.
+      }
+    }
+  }
+}
+
+function readTemplate(name: string): string {
+  return readFileSync(join(TEMPLATES_DIR, name), "utf8").trim()
+}
+
+/** Appends log lines to `.opencode/nso/nso.log` (never stdout: that is OpenCode's). */
+export function fileLogger(path: string, minLevel: LogLevel): Logger {
+  const order: LogLevel[] = ["debug", "info", "warn", "error"]
+  const min = order.indexOf(minLevel)
+  let ready = false
+  return {
+    log(level, message, extra) {
+      if (order.indexOf(level) < min) return
+      try {
+        if (!ready) {
+          mkdirSync(join(path, ".."), { recursive: true })
+          ready = true
+        }
+        appendFileSync(path, JSON.stringify({ time: new Date().toISOString(), level, message, ...extra }) + "\n")
+      } catch {
+        // Logging must never break a hook.
+      }
+    },
+  }
+}

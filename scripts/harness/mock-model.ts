@@ -1,0 +1,199 @@
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http"
+import type { AddressInfo } from "node:net"
+
+/**
+ * A scripted OpenAI-compatible model on 127.0.0.1. Scripts are data: each rule says which request
+ * it answers (by what the latest user message, the system prompt or the latest tool result
+ * contains) and what to answer (text, or tool calls). Every request is recorded, so tests can
+ * assert on the system prompt and the tool list the model was given.
+ */
+
+export interface ToolCallReply {
+  name: string
+  args: Record<string, unknown>
+}
+
+export interface Reply {
+  text?: string
+  toolCalls?: ToolCallReply[]
+  /** Wait this long before answering (ms): a model that takes time. */
+  delayMs?: number
+}
+
+export interface Rule {
+  /** All given conditions must hold. An empty `when` matches every request. */
+  when?: {
+    /** The newest user message contains this. */
+    user?: string
+    /** The system prompt contains this. */
+    system?: string
+    /** The newest message is a tool result containing this. */
+    toolResult?: string
+    /** The request offers a tool with this name. */
+    hasTool?: string
+    /** The request does not offer this tool. */
+    lacksTool?: string
+  }
+  reply: Reply
+  /** How many times the rule may fire; unlimited if absent. */
+  times?: number
+}
+
+export interface RecordedRequest {
+  at: number
+  model: string
+  system: string
+  tools: string[]
+  /** Size in bytes of the tools array as sent. */
+  toolBytes: number
+  lastUser: string
+  lastToolResult?: string
+  messages: ChatMessage[]
+  isTitle: boolean
+  reply: Reply
+}
+
+interface ChatMessage {
+  role: string
+  content?: unknown
+  tool_call_id?: string
+  tool_calls?: unknown[]
+}
+
+export class MockModel {
+  private rules: (Rule & { used: number })[] = []
+  readonly requests: RecordedRequest[] = []
+  private server: Server | undefined
+  private listeners = new Set<(r: RecordedRequest) => void>()
+  url = ""
+
+  /** Adds rules; earlier rules win. */
+  script(rules: Rule[]): this {
+    this.rules.push(...rules.map((r) => ({ ...r, used: 0 })))
+    return this
+  }
+
+  reset(): void {
+    this.rules = []
+    this.requests.length = 0
+  }
+
+  async start(): Promise<string> {
+    this.server = createServer((req, res) => void this.handle(req, res))
+    await new Promise<void>((resolve) => this.server!.listen(0, "127.0.0.1", resolve))
+    const { port } = this.server.address() as AddressInfo
+    this.url = `http://127.0.0.1:${port}/v1`
+    return this.url
+  }
+
+  async stop(): Promise<void> {
+    if (!this.server) return
+    this.server.closeAllConnections()
+    await new Promise<void>((resolve) => this.server!.close(() => resolve()))
+  }
+
+  /** Resolves with the first recorded request (past or future) that satisfies `pred`. */
+  waitFor(pred: (r: RecordedRequest) => boolean, timeoutMs = 15_000): Promise<RecordedRequest> {
+    const hit = this.requests.find(pred)
+    if (hit) return Promise.resolve(hit)
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.listeners.delete(on)
+        reject(new Error(`model: no matching request within ${timeoutMs} ms (saw ${this.requests.length})`))
+      }, timeoutMs)
+      const on = (r: RecordedRequest) => {
+        if (!pred(r)) return
+        clearTimeout(timer)
+        this.listeners.delete(on)
+        resolve(r)
+      }
+      this.listeners.add(on)
+    })
+  }
+
+  private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    if (req.method !== "POST" || !req.url?.endsWith("/chat/completions")) {
+      res.writeHead(404).end()
+      return
+    }
+    const chunks: Buffer[] = []
+    for await (const c of req) chunks.push(c as Buffer)
+    const body = JSON.parse(Buffer.concat(chunks).toString("utf8")) as {
+      model: string
+      messages: ChatMessage[]
+      tools?: { function: { name: string } }[]
+    }
+    const system = body.messages
+      .filter((m) => m.role === "system")
+      .map((m) => text(m.content))
+      .join("\n")
+    const tools = (body.tools ?? []).map((t) => t.function.name)
+    const last = body.messages[body.messages.length - 1]
+    const lastUser = text([...body.messages].reverse().find((m) => m.role === "user")?.content)
+    const lastToolResult = last?.role === "tool" ? text(last.content) : undefined
+    const isTitle = /title generator|generate a title/i.test(system) && tools.length === 0
+    const reply = isTitle ? { text: "Scripted session" } : this.pick({ system, tools, lastUser, lastToolResult })
+    const rec: RecordedRequest = {
+      at: Date.now(),
+      model: body.model,
+      system,
+      tools,
+      toolBytes: Buffer.byteLength(JSON.stringify(body.tools ?? [])),
+      lastUser,
+      lastToolResult,
+      messages: body.messages,
+      isTitle,
+      reply,
+    }
+    this.requests.push(rec)
+    for (const l of [...this.listeners]) l(rec)
+    if (reply.delayMs) await new Promise((r) => setTimeout(r, reply.delayMs))
+    stream(res, body.model, reply)
+  }
+
+  private pick(req: { system: string; tools: string[]; lastUser: string; lastToolResult?: string }): Reply {
+    for (const rule of this.rules) {
+      if (rule.times !== undefined && rule.used >= rule.times) continue
+      const w = rule.when ?? {}
+      if (w.user !== undefined && (req.lastToolResult !== undefined || !req.lastUser.includes(w.user))) continue
+      if (w.system !== undefined && !req.system.includes(w.system)) continue
+      if (w.toolResult !== undefined && !(req.lastToolResult ?? "").includes(w.toolResult)) continue
+      if (w.hasTool !== undefined && !req.tools.includes(w.hasTool)) continue
+      if (w.lacksTool !== undefined && req.tools.includes(w.lacksTool)) continue
+      rule.used++
+      return rule.reply
+    }
+    return { text: "OK." }
+  }
+}
+
+function text(content: unknown): string {
+  if (typeof content === "string") return content
+  if (Array.isArray(content))
+    return content.map((p) => (typeof p === "object" && p && "text" in p ? String((p as { text: unknown }).text) : "")).join("\n")
+  return ""
+}
+
+let callN = 0
+function stream(res: ServerResponse, model: string, reply: Reply): void {
+  res.writeHead(200, { "content-type": "text/event-stream", "cache-control": "no-cache", connection: "keep-alive" })
+  const id = `chatcmpl-${++callN}`
+  const send = (delta: unknown, finish: string | null = null) =>
+    res.write(
+      `data: ${JSON.stringify({ id, object: "chat.completion.chunk", created: 0, model, choices: [{ index: 0, delta, finish_reason: finish }] })}\n\n`,
+    )
+  send({ role: "assistant", content: "" })
+  if (reply.text) send({ content: reply.text })
+  const calls = reply.toolCalls ?? []
+  calls.forEach((c, index) => {
+    const callId = `call_${callN}_${index}`
+    send({ tool_calls: [{ index, id: callId, type: "function", function: { name: c.name, arguments: "" } }] })
+    send({ tool_calls: [{ index, function: { arguments: JSON.stringify(c.args) } }] })
+  })
+  send({}, calls.length ? "tool_calls" : "stop")
+  res.write(
+    `data: ${JSON.stringify({ id, object: "chat.completion.chunk", created: 0, model, choices: [], usage: { prompt_tokens: 10, completion_tokens: 5, total_tokens: 15 } })}\n\n`,
+  )
+  res.write("data: [DONE]\n\n")
+  res.end()
+}
