@@ -74,8 +74,9 @@ export class Deliverer {
       if (seen && batch.ids.every((id) => seen.has(id))) {
         await this.ports.write({ type: "delivery.confirmed", batchId })
       } else {
-        await this.ports.write({ type: "delivery.failed", batchId, reason: seen ? "not found in the session after restart" : "session unavailable after restart" })
+        // Read the envelopes first: journaling the failure folds them out of the in-doubt map.
         const envs = batch.ids.map((id) => inDoubtEnvelopes.get(id)).filter((e): e is Envelope => !!e)
+        await this.ports.write({ type: "delivery.failed", batchId, reason: seen ? "not found in the session after restart" : "session unavailable after restart" })
         this.buffer(batch.sessionId).restore(envs, now)
       }
     }
@@ -132,20 +133,20 @@ export class Deliverer {
       ids: [...new Set(batch.flatMap((e) => [e.id, e.taskId, e.questionId].filter((x): x is string => !!x)))],
     }
     try {
-      if (decision.reply) this.registry.setBusy(sessionId, true)
       await this.deps.host.inject(sessionId, {
         text: formatBatch(batch, { maxInlineChars: this.opts.maxInlineChars }),
         meta: { ...meta, batchId },
         noReply: !decision.reply,
       })
     } catch (err) {
-      if (decision.reply) this.registry.setBusy(sessionId, false)
       await this.ports.write({ type: "delivery.failed", batchId, reason: String(err) })
       b.restore(batch, this.deps.clock.now())
       this.deps.log.log("warn", "injection failed; will retry", { sessionId, error: String(err) })
       this.arm(sessionId, this.deps.clock.now() + 1_000)
       return
     }
+    // A reply means a model turn has started; its idle event will come.
+    if (decision.reply) this.registry.setBusy(sessionId, true)
     await this.ports.write({ type: "delivery.confirmed", batchId })
     this.delivered.push({ sessionId, ids, reply: decision.reply, at: this.deps.clock.now() })
     if (!decision.reply) {

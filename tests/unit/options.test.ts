@@ -1,0 +1,43 @@
+import { describe, expect, it } from "vitest"
+import { DEFAULT_OPTIONS, mergeLayers, resolveOptions } from "../../plugin/options.js"
+
+describe("options", () => {
+  it("later layers win field by field; arrays are replaced", () => {
+    const { options, problems } = resolveOptions([
+      { origin: "config/defaults.yaml", value: { buffer: { pauseMs: 2000, maxHoldMs: 60000 }, router: { intents: [{ name: "a", agent: "x", keywords: ["k"] }] } } },
+      { origin: ".opencode/nso.yaml", value: { buffer: { pauseMs: 500 } } },
+      { origin: "opencode.json plugin options", value: { router: { intents: [] } } },
+    ])
+    expect(problems).toEqual([])
+    expect(options.buffer.pauseMs).toBe(500)
+    expect(options.buffer.maxHoldMs).toBe(60000)
+    expect(options.router.intents).toEqual([])
+  })
+
+  it("a bad layer is reported with its file and field, and the others still apply", () => {
+    const { options, problems } = resolveOptions([
+      { origin: ".opencode/nso.yaml", value: { buffer: { pauseMs: "soon" } } },
+      { origin: "opencode.json plugin options", value: { buffer: { maxSize: 5 } } },
+    ])
+    expect(problems).toHaveLength(1)
+    expect(problems[0]).toMatch(/^\.opencode\/nso\.yaml: buffer\.pauseMs: .*expected number/)
+    expect(options.buffer.pauseMs).toBe(DEFAULT_OPTIONS.buffer.pauseMs)
+    expect(options.buffer.maxSize).toBe(5)
+  })
+
+  it("rejects unknown keys so typos do not pass silently", () => {
+    const { problems } = resolveOptions([{ origin: "x.yaml", value: { bufer: {} } }])
+    expect(problems[0]).toMatch(/x\.yaml: .*bufer/)
+  })
+
+  it("rejects a layer that is not an object", () => {
+    const { problems } = resolveOptions([{ origin: "x.yaml", value: "unparseable YAML: bad indent" }])
+    expect(problems[0]).toBe("x.yaml: (root): expected an object of NSO options, got string")
+  })
+
+  it("merge does not mutate its inputs", () => {
+    const a = { b: { c: 1 } }
+    mergeLayers(a, { b: { d: 2 } })
+    expect(a).toEqual({ b: { c: 1 } })
+  })
+})
