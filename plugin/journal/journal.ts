@@ -123,6 +123,21 @@ export class Journal<S> {
     return { journal: j, state, report }
   }
 
+  /** Replays a journal without opening it for writing (for readers such as the CLI). */
+  static async read<S>(
+    deps: Pick<Deps, "fs" | "clock" | "ids" | "log">,
+    reducer: Reducer<S>,
+    dir: string,
+  ): Promise<{ state: S; report: ReplayReport }> {
+    const j = new Journal(deps, dir, reducer, { dir })
+    try {
+      await deps.fs.stat(dir)
+    } catch {
+      return { state: reducer.init(), report: { records: 0, snapshot: false, corrupt: 0, torn: 0, duplicates: 0, recoveredCompactions: 0, durationMs: 0 } }
+    }
+    return j.replay()
+  }
+
   get path(): string {
     return join(this.dir, LOG)
   }
