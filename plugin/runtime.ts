@@ -142,7 +142,10 @@ export class Runtime {
       if (r.handler === "intent" && r.suggestion) this.suggestions.set(sessionId, r.suggestion)
       else this.suggestions.delete(sessionId)
     }
-    await this.write({ type: "message.classified", sessionId, messageId, source: c.source, from: c.from, agent })
+    // An audit record: nothing waits on it, so it rides the next group commit unawaited.
+    this.write({ type: "message.classified", sessionId, messageId, source: c.source, from: c.from, agent }).catch((err) =>
+      this.deps.log.log("warn", "could not journal a classification", { error: String(err) }),
+    )
     return c
   }
 
@@ -176,6 +179,7 @@ export class Runtime {
     if (this.disposed) return
     this.disposed = true
     this.deliverer.dispose()
+    await this.toolLog.flush()
     await this.journal.close()
   }
 

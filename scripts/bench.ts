@@ -1,15 +1,19 @@
 #!/usr/bin/env node
 /**
  * `npm run bench`: prints a table of NSO's figures. Nothing here asserts; compare with README.
- * Sections: buffer, router, journal (in-process). Run with `--only <section>` to run one.
+ * Sections: buffer, router, journal, hooks (in-process); start (a real OpenCode server).
+ * Run with `--only <section>` to run one.
  */
 import { bufferBench, journalBench, memoryBench, routerBench } from "./bench/core.js"
+import { hookBench, startBench } from "./bench/hooks.js"
 import { printTable, type Row } from "./bench/util.js"
 
 const sections: Record<string, () => Promise<Row[]>> = {
   buffer: async () => [...(await bufferBench()), ...(await memoryBench())],
   router: routerBench,
   journal: journalBench,
+  hooks: hookBench,
+  start: startBench,
 }
 
 const only = process.argv.includes("--only") ? process.argv[process.argv.indexOf("--only") + 1] : undefined

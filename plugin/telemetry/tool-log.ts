@@ -55,6 +55,8 @@ export interface ToolCallRecord {
 
 export class ToolLog {
   private started = new Map<string, number>()
+  private queue: string[] = []
+  private writing: Promise<void> | undefined
 
   constructor(
     private readonly deps: Pick<Deps, "fs" | "clock" | "log">,
@@ -84,14 +86,34 @@ export class ToolLog {
       ok: call.error === undefined,
       ...(call.error !== undefined ? { error: redactText(call.error).slice(0, 300) } : {}),
     }
-    try {
-      await this.deps.fs.appendFile(this.path, JSON.stringify(rec) + "\n")
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === "ENOENT") {
-        await this.deps.fs.mkdir(join(this.path, ".."), { recursive: true })
-        await this.deps.fs.appendFile(this.path, JSON.stringify(rec) + "\n")
-      } else throw err
-    }
+    // The tool call does not wait for the log: lines are queued and written in batches.
+    this.queue.push(JSON.stringify(rec) + "\n")
+    if (!this.writing) this.writing = this.drain()
     return rec
+  }
+
+  /** Resolves when every queued line is written. */
+  async flush(): Promise<void> {
+    while (this.writing) await this.writing
+  }
+
+  private async drain(): Promise<void> {
+    await Promise.resolve()
+    try {
+      while (this.queue.length) {
+        const text = this.queue.splice(0).join("")
+        try {
+          await this.deps.fs.appendFile(this.path, text)
+        } catch (err) {
+          if ((err as NodeJS.ErrnoException).code !== "ENOENT") throw err
+          await this.deps.fs.mkdir(join(this.path, ".."), { recursive: true })
+          await this.deps.fs.appendFile(this.path, text)
+        }
+      }
+    } catch (err) {
+      this.deps.log.log("warn", "could not write the tool log", { path: this.path, error: String(err) })
+    } finally {
+      this.writing = undefined
+    }
   }
 }

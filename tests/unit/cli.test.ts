@@ -41,6 +41,7 @@ describe("nso CLI", () => {
     const { ToolLog } = await import("../../plugin/telemetry/tool-log.js")
     const log = new ToolLog(fakeDeps(), join(dir, ".opencode/nso/log.jsonl"))
     for (const tool of ["bash", "edit", "bash"]) await log.after({ callId: tool, sessionId: "ses_1", tool, args: {} })
+    await log.flush()
     const r = await run(["log", "-C", dir, "--tool", "bash", "--json"])
     expect(JSON.parse(r.out)).toHaveLength(2)
     expect((await run(["log", "-C", dir, "--limit", "0"])).code).toBe(2)

@@ -29,6 +29,7 @@ describe("tool log", () => {
     deps.time.advance(42)
     await log.after({ callId: "c1", sessionId: "ses_1", agent: "builder", tool: "bash", args: { command: "ls" } })
     await log.after({ callId: "c2", sessionId: "ses_1", tool: "edit", args: {}, error: "no such file" })
+    await log.flush()
     const lines = readFileSync(path, "utf8").trim().split("\n").map((l) => JSON.parse(l))
     expect(lines[0]).toMatchObject({ session: "ses_1", agent: "builder", tool: "bash", durationMs: 42, ok: true })
     expect(lines[1]).toMatchObject({ tool: "edit", ok: false, error: "no such file" })
