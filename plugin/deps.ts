@@ -25,6 +25,26 @@ export interface Host {
   sessions(): Promise<HostSession[]>
   /** Every id carried in `metadata.nso.ids` of the session's stored messages (to settle in-doubt deliveries). */
   injectedIds(sessionId: string): Promise<Set<string>>
+  /** Creates a child session; returns its id. */
+  createSession(input: { parentId: string; title: string }): Promise<string>
+  /** Sends a prompt without waiting for the reply. `tools` switches tools on/off for this prompt. */
+  prompt(sessionId: string, input: { agent: string; text: string; tools?: Record<string, boolean>; meta?: Record<string, unknown> }): Promise<void>
+  abort(sessionId: string): Promise<void>
+  /** The session's latest assistant message, or undefined if it has none. */
+  lastAssistant(sessionId: string): Promise<AssistantOutcome | undefined>
+  /** Sessions currently busy (generating or retrying). */
+  busySessions(): Promise<Set<string>>
+}
+
+export interface AssistantOutcome {
+  /** The message finished (successfully or with an error). */
+  completed: boolean
+  /** All text parts of the message, joined. */
+  text: string
+  /** Set if the message ended in an error; `aborted` when it was cancelled. */
+  error?: { name: string; message: string; aborted: boolean }
+  /** When the message was created (ms since epoch). */
+  createdAt: number
 }
 
 export interface HostSession {
@@ -44,6 +64,15 @@ export const detachedHost: Host = {
   session: async () => undefined,
   sessions: async () => [],
   injectedIds: async () => new Set(),
+  createSession: async () => {
+    throw new Error("not connected to OpenCode")
+  },
+  prompt: async () => {
+    throw new Error("not connected to OpenCode")
+  },
+  abort: async () => {},
+  lastAssistant: async () => undefined,
+  busySessions: async () => new Set(),
 }
 
 export interface Clock {

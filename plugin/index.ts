@@ -15,6 +15,11 @@ import { resolveOptions, type OptionsLayer } from "./options.js"
 import { CONFIG_DIR } from "./paths.js"
 import { fileLogger, Runtime } from "./runtime.js"
 import { projectContextTool } from "./tools/project-context.js"
+import { commandHook } from "./hooks/command.js"
+import { delegateTool } from "./tools/delegate.js"
+import { answerTool, askUserTool } from "./tools/questions.js"
+import { taskCancelTool, taskResultTool, tasksTool } from "./tools/tasks.js"
+import { watch } from "node:fs"
 
 async function yamlLayer(path: string): Promise<OptionsLayer> {
   let text: string
@@ -61,10 +66,28 @@ export const NsoPlugin: Plugin = async (input, pluginOptions) => {
     return {}
   }
 
-  // Sessions that existed before the plugin was ready (resumed, or created while it loaded).
+  // Deferred, never blocking plugin start (OpenCode waits for it): sessions that existed before
+  // the plugin was ready, tasks a restart interrupted, the reconciliation sweep.
   deps.timers.setTimeout(() => {
     void rt.init.sweep().catch((err) => log.log("warn", "start-up sweep failed", { error: String(err) }))
+    void rt.startBackground().catch((err) => log.log("error", "task recovery failed", { error: String(err) }))
   }, options.init.sweepDelayMs)
+
+  // Answers and cancellations written by `nso` in another process land in the journal.
+  let pulling: Promise<void> | undefined
+  const pull = () => {
+    pulling ??= rt.pullForeign().catch((err) => log.log("warn", "reading foreign journal records failed", { error: String(err) })).finally(() => (pulling = undefined))
+  }
+  let watcher: ReturnType<typeof watch> | undefined
+  try {
+    watcher = watch(join(projectDir, options.stateDir), (_ev, file) => {
+      if (file === "journal.jsonl") pull()
+    })
+    watcher.unref?.()
+  } catch (err) {
+    log.log("warn", "cannot watch the state folder; answers from the CLI are picked up by the slow sweep only", { error: String(err) })
+  }
+  const slowPull = deps.timers.setInterval(pull, 5_000, { keepAlive: false })
 
   const onTerm = () => {
     rt.flushSync()
@@ -83,9 +106,20 @@ export const NsoPlugin: Plugin = async (input, pluginOptions) => {
     "tool.execute.after": g("tool.execute.after", toolAfterHook(rt)),
     "experimental.chat.system.transform": g("system.transform", systemHook(rt)),
     "experimental.session.compacting": g("session.compacting", compactingHook(rt)),
-    tool: { project_context: projectContextTool(rt) },
+    "command.execute.before": g("command.execute.before", commandHook(rt)),
+    tool: {
+      project_context: projectContextTool(rt),
+      delegate: delegateTool(rt),
+      tasks: tasksTool(rt),
+      task_result: taskResultTool(rt),
+      task_cancel: taskCancelTool(rt),
+      answer: answerTool(rt),
+      ask_user: askUserTool(rt),
+    },
     dispose: async () => {
       process.off("SIGTERM", onTerm)
+      watcher?.close()
+      deps.timers.clearInterval(slowPull)
       await rt.dispose()
     },
   }

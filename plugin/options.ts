@@ -59,6 +59,35 @@ export const InitOptions = z
   .prefault({})
 export type InitOptions = z.infer<typeof InitOptions>
 
+export const TaskOptions = z
+  .object({
+    concurrency: z.number().int().positive().default(3).describe("Background tasks running at once per model (or provider)"),
+    maxDepth: z.number().int().min(1).default(3).describe("How deep delegation may nest (a task delegating is depth 2)"),
+    stallMs: ms(10 * 60_000, "A running task with no activity this long is reported as stalled"),
+    killStalled: z.boolean().default(false).describe("Cancel a stalled task instead of only reporting it"),
+    maxRuntimeMs: ms(0, "Wall-clock limit per task; 0 means none"),
+    reconcileMs: ms(30_000, "Interval of the background sweep that repairs lost completion events"),
+    closePolicy: z
+      .enum(["kill", "persist", "ask"])
+      .default("ask")
+      .describe("What to do with tasks interrupted by a restart: cancel them, resume them, or ask the user"),
+    questionTimeoutMs: ms(15 * 60_000, "How long ask_user waits for an answer by default"),
+  })
+  .strict()
+  .prefault({})
+export type TaskOptions = z.infer<typeof TaskOptions>
+
+export const AgentOverride = z
+  .object({
+    description: z.string().min(1).optional(),
+    mode: z.enum(["primary", "subagent", "all"]).optional(),
+    model: z.string().optional(),
+    prompt: z.string().min(1).optional(),
+    delegates: z.boolean().optional(),
+    permission: z.record(z.string(), z.unknown()).optional(),
+  })
+  .strict()
+
 export const Options = z
   .object({
     $schema: z.string().optional(),
@@ -68,6 +97,9 @@ export const Options = z
     journal: JournalOptions,
     router: RouterOptions,
     init: InitOptions,
+    tasks: TaskOptions,
+    /** Agent profiles to add or override (name → fields), merged over the shipped ones. */
+    agents: z.record(z.string(), AgentOverride).default({}),
   })
   .strict()
 export type Options = z.infer<typeof Options>

@@ -165,7 +165,7 @@ const event = <T extends string, S extends z.ZodRawShape>(type: T, shape: S) =>
 
 export const JournalEvent = z.discriminatedUnion("type", [
   event("message.buffered", { envelope: Envelope }),
-  event("message.dropped", { id: MessageId, reason: z.enum(["expired", "overflow"]) }),
+  event("message.dropped", { id: MessageId, reason: z.enum(["expired", "overflow", "obsolete"]) }),
   /** Written before the injection is attempted (write-ahead): see buffer/README in docs. */
   event("delivery.started", { batchId: z.string(), sessionId: z.string(), ids: z.array(MessageId) }),
   event("delivery.confirmed", { batchId: z.string() }),
@@ -185,6 +185,8 @@ export const JournalEvent = z.discriminatedUnion("type", [
   event("question.asked", { question: Question }),
   event("question.timed_out", { id: QuestionId }),
   event("question.answered", { id: QuestionId, answer: z.string(), by: z.string() }),
+  /** Written by another process (the CLI); the server acts on it. */
+  event("task.cancel_requested", { id: TaskId, by: z.string() }),
   event("message.classified", {
     sessionId: z.string(),
     messageId: z.string().optional(),

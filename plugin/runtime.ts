@@ -15,6 +15,11 @@ import { appendProgress, sessionSummary } from "./session/close.js"
 import { SessionInit } from "./session/init.js"
 import { SessionRegistry } from "./session/registry.js"
 import { ToolLog } from "./telemetry/tool-log.js"
+import { BUILTIN_PROFILES, Profile, promptTools } from "./agents/profiles.js"
+import { QuestionManager } from "./questions/manager.js"
+import { TaskManager, type AgentInfo } from "./tasks/manager.js"
+import { inScope, projectPath, scopesOverlap, WRITE_TOOLS, writeTargets } from "./tasks/scope.js"
+import type { Task } from "./protocol.js"
 
 /**
  * NSO's core, assembled: the journal and the state it replays, the session registry, delivery,
@@ -27,6 +32,9 @@ export class Runtime {
   readonly init: SessionInit
   readonly toolLog: ToolLog
   readonly intents: IntentMonitor
+  readonly tasks: TaskManager
+  readonly questions: QuestionManager
+  readonly profiles: Map<string, Profile>
   private suggestions = new Map<string, IntentSuggestion>()
   private closed = new Set<string>()
   private disposed = false
@@ -45,18 +53,36 @@ export class Runtime {
       write: (e) => this.write(e),
       runningTasks: (sid) => this.runningTasks(sid),
     })
+    this.profiles = resolveProfiles(options, deps)
     const headerGuide = readTemplate("nso_headers.md")
     const isolation = readTemplate("task_isolation_header.md")
+    const renderIsolation = (task: Task) =>
+      isolation
+        .replaceAll("{{taskId}}", task.id)
+        .replaceAll("{{agent}}", task.agent)
+        .replaceAll("{{scope}}", task.scope.length ? task.scope.join(", ") : "(no write restriction)")
+        .replaceAll("{{contextFile}}", join(options.stateDir, "tasks", task.id, "context.md"))
+    this.tasks = new TaskManager(deps, options.tasks, {
+      state,
+      write: (e) => this.write(e),
+      post: (m) => this.post(m),
+      agents: () => this.agents(),
+      isolationHeader: renderIsolation,
+      projectDir,
+      stateDir: options.stateDir,
+    })
+    this.questions = new QuestionManager(deps, options.tasks.questionTimeoutMs, {
+      state,
+      write: (e) => this.write(e),
+      post: (m) => this.post(m),
+      withdraw: (sid, qid) => this.deliverer.withdraw(sid, qid),
+      tasks: this.tasks,
+    })
     this.init = new SessionInit(deps, { projectDir, stateDir: options.stateDir, init: options.init }, this.registry, {
       headerGuide,
       childHeader: async (sid) => {
-        const task = [...this.state.tasks.values()].find((t) => t.sessionId === sid)
-        if (!task) return undefined
-        return isolation
-          .replaceAll("{{taskId}}", task.id)
-          .replaceAll("{{agent}}", task.agent)
-          .replaceAll("{{scope}}", task.scope.length ? task.scope.join(", ") : "(no write restriction)")
-          .replaceAll("{{contextFile}}", join(options.stateDir, "tasks", task.id, "context.md"))
+        const task = this.tasks.bySessionId(sid)
+        return task ? renderIsolation(task) : undefined
       },
       onRootReady: async (sid) => this.deliverer.poke(sid),
       record: (sid, root) => (this.state.initialized.has(sid) ? Promise.resolve() : this.write({ type: "session.initialized", sessionId: sid, root })),
@@ -78,6 +104,64 @@ export class Runtime {
     return rt
   }
 
+  /** Background work that needs OpenCode up: restart recovery and the reconciliation sweep. */
+  async startBackground(): Promise<void> {
+    await this.tasks.recover((t) => this.interrupted(t))
+    this.tasks.startSweep()
+  }
+
+  /** A task a restart cut off, handled by the close policy. */
+  private async interrupted(t: Task): Promise<void> {
+    const policy = this.options.tasks.closePolicy
+    if (policy === "kill") {
+      await this.tasks.cancel(t.id, "interrupted by a restart (close policy: kill)")
+      await this.post({ sessionId: this.tasks.rootSession(t), source: "system", from: "nso", to: "oracle", kind: "status", priority: "medium", taskId: t.id, text: `Task "${t.title}" (${t.agent}) was interrupted by a restart and cancelled (close policy: kill).` })
+    } else if (policy === "persist") {
+      await this.tasks.resume(t.id)
+    } else {
+      await this.tasks.markInterrupted(t.id)
+      await this.questions.askForTask(t, `Task "${t.title}" (${t.agent}, ${t.id}) was interrupted by a server restart. Resume it or cancel it?`, ["resume", "cancel"])
+    }
+  }
+
+  /** Agents background work can be delegated to: name → concurrency key and prompt tools. */
+  agents(): Map<string, AgentInfo> {
+    const out = new Map<string, AgentInfo>()
+    for (const [name, p] of this.profiles) if (p.mode !== "primary") out.set(name, { key: p.model ?? "default", tools: promptTools(p) })
+    return out
+  }
+
+  /** Records another process (the CLI) appended: act on what concerns this server. */
+  async pullForeign(): Promise<void> {
+    for (const rec of await this.journal.readForeign()) {
+      nsoReducer.apply(this.state, rec)
+      const e = rec.e
+      if (e.type === "question.answered") await this.questions.answeredElsewhere(e.id)
+      else if (e.type === "task.cancel_requested") await this.tasks.cancel(e.id, `cancelled by ${e.by}`).catch(() => {})
+    }
+  }
+
+  /**
+   * The write guard: a task writes only inside its scope, and nobody writes into a running
+   * task's scope. Returns the refusal text, written for the model, or undefined to allow.
+   */
+  refuseWrite(sessionId: string, tool: string, args: unknown): string | undefined {
+    if (!WRITE_TOOLS.has(tool)) return undefined
+    const own = this.tasks.bySessionId(sessionId)
+    for (const target of writeTargets(tool, args)) {
+      const rel = projectPath(this.projectDir, target)
+      if (own && own.scope.length && (rel === undefined || !inScope(own.scope, rel)))
+        return `NSO refused this ${tool}: "${target}" is outside your task's write scope (${own.scope.join(", ")}). Write only inside that scope, or finish and say in your summary what else needs changing.`
+      if (rel === undefined) continue
+      for (const other of this.state.tasks.values()) {
+        if (other.id === own?.id || !other.scope.length || !["running", "waiting_for_answer", "stalled"].includes(other.status)) continue
+        if (inScope(other.scope, rel))
+          return `NSO refused this ${tool}: "${target}" belongs to running task ${other.id} (${other.agent}, scope ${other.scope.join(", ")}). Writing there would mix two tasks' work. Leave that file alone until the task ends.`
+      }
+    }
+    return undefined
+  }
+
   /** Journals an event and folds it into the live state once it is durable. */
   async write(event: JournalEvent): Promise<void> {
     await this.journal.append(event)
@@ -85,9 +169,7 @@ export class Runtime {
   }
 
   runningTasks(sessionId: string): number {
-    let n = 0
-    for (const t of this.state.tasks.values()) if (t.parentSessionId === sessionId && !TERMINAL_TASK_STATUSES.has(t.status)) n++
-    return n
+    return this.tasks.running(sessionId)
   }
 
   // ----- events -------------------------------------------------------------------------------
@@ -165,10 +247,14 @@ export class Runtime {
 
   compacting(sessionId: string): string[] {
     const pending = this.deliverer.pending(sessionId)
-    const tasks = [...this.state.tasks.values()].filter((t) => t.parentSessionId === sessionId && !TERMINAL_TASK_STATUSES.has(t.status))
+    const tasks = this.tasks.tree(sessionId).filter((t) => !TERMINAL_TASK_STATUSES.has(t.status))
+    const open = this.questions.open()
     if (!pending.length && !tasks.length) return []
     const lines = ["NSO task board (keep this across compaction):"]
-    for (const t of tasks) lines.push(`- task ${t.id} · ${t.agent} · ${t.status} · ${t.title}`)
+    for (const t of tasks) {
+      const q = open.find((x) => x.taskId === t.id)
+      lines.push(`- task ${t.id} · ${t.agent} · ${t.status} · ${t.title}${q ? ` · pending question ${q.id}: ${q.text}` : ""}`)
+    }
     for (const e of pending) lines.push(`- waiting for delivery: ${header(e)}`)
     return [lines.join("\n")]
   }
@@ -178,6 +264,8 @@ export class Runtime {
   async dispose(): Promise<void> {
     if (this.disposed) return
     this.disposed = true
+    this.tasks.dispose()
+    this.questions.dispose()
     this.deliverer.dispose()
     await this.toolLog.flush()
     await this.journal.close()
@@ -201,6 +289,18 @@ export class Runtime {
       }
     }
   }
+}
+
+/** Shipped profiles with the options' overrides on top, field by field. */
+function resolveProfiles(options: Options, deps: Pick<Deps, "log">): Map<string, Profile> {
+  const out = new Map<string, Profile>()
+  const names = new Set([...Object.keys(BUILTIN_PROFILES), ...Object.keys(options.agents)])
+  for (const name of names) {
+    const r = Profile.safeParse({ ...BUILTIN_PROFILES[name], ...options.agents[name] })
+    if (r.success) out.set(name, r.data)
+    else deps.log.log("error", `agent profile "${name}" is invalid and was skipped`, { issues: r.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`) })
+  }
+  return out
 }
 
 function readTemplate(name: string): string {

@@ -83,6 +83,14 @@ export class Deliverer {
     for (const id of this.buffers.keys()) this.poke(id)
   }
 
+  /** Drops undelivered messages about a question that no longer needs asking (it was answered). */
+  async withdraw(sessionId: string, questionId: string): Promise<void> {
+    const b = this.buffers.get(sessionId)
+    if (!b) return
+    const gone = b.remove(b.list().filter((e) => e.questionId === questionId).map((e) => e.id))
+    for (const e of gone) await this.ports.write({ type: "message.dropped", id: e.id, reason: "obsolete" })
+  }
+
   /** Re-evaluates a session now (coalesced: one evaluation at a time per session). */
   poke(sessionId: string): void {
     if (!this.buffers.get(sessionId)?.size) return

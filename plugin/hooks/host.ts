@@ -45,5 +45,54 @@ export function opencodeHost(client: Client, directory: string): Host {
         }
       return ids
     },
+    async createSession({ parentId, title }) {
+      const r = await client.session.create({ body: { parentID: parentId, title }, query: { directory } })
+      if (!r.data) throw new Error(`OpenCode could not create a child session of ${parentId}: ${JSON.stringify(r.error).slice(0, 300)}`)
+      return r.data.id
+    },
+    async prompt(sessionId, p) {
+      const r = await client.session.promptAsync({
+        path: { id: sessionId },
+        query: { directory },
+        body: {
+          agent: p.agent,
+          ...(p.tools ? { tools: p.tools } : {}),
+          parts: [{ type: "text", text: p.text, ...(p.meta ? { metadata: { nso: p.meta } } : {}) }],
+        },
+      })
+      if (r.error) throw new Error(`OpenCode refused the prompt for ${sessionId}: ${JSON.stringify(r.error).slice(0, 300)}`)
+    },
+    async abort(sessionId) {
+      await client.session.abort({ path: { id: sessionId }, query: { directory } })
+    },
+    async lastAssistant(sessionId) {
+      const r = await client.session.messages({ path: { id: sessionId }, query: { directory, limit: 5 } })
+      const msgs = r.data ?? []
+      for (let i = msgs.length - 1; i >= 0; i--) {
+        const m = msgs[i]!
+        if (m.info.role !== "assistant") continue
+        const info = m.info as { time: { created: number; completed?: number }; error?: { name: string; data?: { message?: string } }; finish?: string }
+        const text = m.parts
+          .filter((p): p is typeof p & { type: "text"; text: string } => p.type === "text" && !(p as { synthetic?: boolean }).synthetic)
+          .map((p) => p.text)
+          .join("\n")
+          .trim()
+        return {
+          completed: info.time.completed !== undefined || info.error !== undefined,
+          text,
+          createdAt: info.time.created,
+          ...(info.error
+            ? { error: { name: info.error.name, message: info.error.data?.message ?? info.error.name, aborted: info.error.name === "MessageAbortedError" } }
+            : {}),
+        }
+      }
+      return undefined
+    },
+    async busySessions() {
+      const r = await client.session.status({ query: { directory } })
+      const out = new Set<string>()
+      for (const [id, st] of Object.entries(r.data ?? {})) if ((st as { type: string }).type !== "idle") out.add(id)
+      return out
+    },
   }
 }

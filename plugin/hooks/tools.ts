@@ -1,14 +1,21 @@
 import type { Hooks } from "@opencode-ai/plugin"
 import type { Runtime } from "../runtime.js"
+import { Refusal } from "./guard.js"
 
 type Before = NonNullable<Hooks["tool.execute.before"]>
 type After = NonNullable<Hooks["tool.execute.after"]>
 
-/** Init on first tool call, and the start time for the tool log. */
+/** Init on first tool call, the write-scope guard, and the start time for the tool log. */
 export function toolBeforeHook(rt: Runtime): Before {
-  return async (input) => {
+  return async (input, output) => {
     rt.toolLog.before(input.callID)
+    rt.tasks.touch(input.sessionID)
     await rt.init.ensure(input.sessionID, "tool.execute")
+    const refusal = rt.refuseWrite(input.sessionID, input.tool, output.args)
+    if (refusal) {
+      void rt.toolLog.after({ callId: input.callID, sessionId: input.sessionID, agent: rt.registry.get(input.sessionID).agent, tool: input.tool, args: output.args, error: refusal })
+      throw new Refusal(refusal)
+    }
   }
 }
 

@@ -91,6 +91,9 @@ export class Journal<S> {
   private compacting: Promise<void> | undefined
   private closed = false
   private rotations = 0
+  /** Where `readForeign` continues in the live log, and which file that offset belongs to. */
+  private tailOffset = 0
+  private tailIno = 0
   readonly writer: string
   readonly maxBytes: number
   readonly fsync: boolean
@@ -120,6 +123,8 @@ export class Journal<S> {
     await deps.fs.mkdir(opts.dir, { recursive: true })
     const { state, report } = await j.replay()
     await j.reopen()
+    j.tailOffset = j.liveBytes
+    j.tailIno = j.fdIno
     return { journal: j, state, report }
   }
 
@@ -174,6 +179,47 @@ export class Journal<S> {
       else if (this.queue.length) await this.pump()
       else await Promise.resolve()
     }
+  }
+
+  /**
+   * Records other processes (e.g. the CLI) appended since the last call, in order. Cheap when
+   * there are none: one `stat`. Records in a log that was rotated in between are found by the
+   * compaction that rotated it, not here.
+   */
+  async readForeign(): Promise<JournalRecord[]> {
+    let st
+    try {
+      st = await this.deps.fs.stat(this.path)
+    } catch {
+      return []
+    }
+    if (st.ino !== this.tailIno) {
+      this.tailIno = st.ino
+      this.tailOffset = 0
+    }
+    if (st.size <= this.tailOffset) return []
+    const fd = await this.deps.fs.open(this.path, "r")
+    const out: JournalRecord[] = []
+    try {
+      const buf = Buffer.alloc(st.size - this.tailOffset)
+      const { bytesRead } = await fd.read(buf, 0, buf.length, this.tailOffset)
+      const text = buf.toString("utf8", 0, bytesRead)
+      const end = text.lastIndexOf("\n")
+      if (end < 0) return []
+      this.tailOffset += Buffer.byteLength(text.slice(0, end + 1))
+      for (const line of text.slice(0, end).split("\n")) {
+        if (!line) continue
+        try {
+          const r = JournalRecord.safeParse(JSON.parse(line))
+          if (r.success && r.data.w !== this.writer) out.push(r.data)
+        } catch {
+          // A damaged line: replay counts it; here it is simply not acted on.
+        }
+      }
+    } finally {
+      await fd.close()
+    }
+    return out
   }
 
   /** Bytes in the live log (this process's view). */

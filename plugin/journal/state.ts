@@ -127,6 +127,9 @@ export function applyRecord(state: LiveState, rec: JournalRecord): LiveState {
     case "session.initialized":
       state.initialized.add(e.sessionId)
       break
+    case "task.cancel_requested":
+      // A request; the server that owns the task acts on it and journals the outcome.
+      break
     case "message.classified":
       // A record for the audit trail; it changes no state.
       break

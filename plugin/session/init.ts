@@ -80,7 +80,11 @@ export class SessionInit {
     await this.ensure(sessionId, "system.transform")
     const extra = this.system.get(sessionId)
     if (!extra) return []
-    if (this.registry.get(sessionId).parentId) return extra
+    if (this.registry.get(sessionId).parentId) {
+      // Looked up on every call: the child may be created before NSO has recorded its task.
+      const header = await this.ports.childHeader(sessionId)
+      return header ? [header] : []
+    }
     // Root sessions: the memory block stays fresh while agents update the files.
     await this.freshMemory().catch((err) => this.deps.log.log("warn", "memory refresh failed", { error: String(err) }))
     return this.memory ? [...extra, this.memory.text] : extra
@@ -137,8 +141,8 @@ export class SessionInit {
       const info = await step("resolve-session", () => this.registry.resolve(sessionId), (s) => (s.parentId ? `child of ${s.parentId}` : "root"))
       result.root = !info.parentId
       if (!result.root) {
-        const header = await step("isolation-header", () => this.ports.childHeader(sessionId), (h) => (h ? "added" : "not an NSO task"))
-        this.system.set(sessionId, header ? [header] : [])
+        await step("isolation-header", () => this.ports.childHeader(sessionId), (h) => (h ? "found" : "no NSO task (yet)"))
+        this.system.set(sessionId, [])
       } else {
         const { files, missing } = await step(
           "memory-files",

@@ -25,6 +25,11 @@ export interface Rule {
   when?: {
     /** The newest user message contains this. */
     user?: string
+    /**
+     * The newest user message matches this regular expression; `$1`…`$9` in the reply's text
+     * and tool arguments are replaced by its groups (to echo ids the model was given).
+     */
+    userMatch?: string
     /** The system prompt contains this. */
     system?: string
     /** The newest message is a tool result containing this. */
@@ -156,12 +161,20 @@ export class MockModel {
       if (rule.times !== undefined && rule.used >= rule.times) continue
       const w = rule.when ?? {}
       if (w.user !== undefined && (req.lastToolResult !== undefined || !req.lastUser.includes(w.user))) continue
+      let groups: string[] = []
+      if (w.userMatch !== undefined) {
+        const m = req.lastToolResult === undefined ? new RegExp(w.userMatch).exec(req.lastUser) : null
+        if (!m) continue
+        groups = m.slice(1).map((g) => g ?? "")
+      }
       if (w.system !== undefined && !req.system.includes(w.system)) continue
       if (w.toolResult !== undefined && !(req.lastToolResult ?? "").includes(w.toolResult)) continue
       if (w.hasTool !== undefined && !req.tools.includes(w.hasTool)) continue
       if (w.lacksTool !== undefined && req.tools.includes(w.lacksTool)) continue
       rule.used++
-      return rule.reply
+      if (!groups.length) return rule.reply
+      const filled = JSON.stringify(rule.reply).replace(/\$(\d)/g, (all, n: string) => (groups[Number(n) - 1] !== undefined ? groups[Number(n) - 1]! : all))
+      return JSON.parse(filled) as Reply
     }
     return { text: "OK." }
   }

@@ -1,0 +1,195 @@
+import type { Deps, TimerHandle } from "../deps.js"
+import type { LiveState } from "../journal/state.js"
+import { IdPrefix, type Envelope, type JournalEvent, type Question, type Task } from "../protocol.js"
+import { TaskError, type TaskManager } from "../tasks/manager.js"
+
+/**
+ * Questions from background agents to the user. `ask` journals the question, puts it in the
+ * buffer of the session the user talks in, and waits; `answer` (from the Oracle's tool, the
+ * /answer command or `nso answer`) releases the waiting call. After a timeout the agent is told to
+ * proceed on stated assumptions and the question stays open: a late answer is forwarded to the
+ * agent's session as a message.
+ */
+
+export interface AskInput {
+  sessionId: string
+  question: string
+  urgency?: "normal" | "urgent"
+  options?: string[]
+  timeoutMs?: number
+}
+
+export type AskOutcome = { kind: "answered"; answer: string; by: string } | { kind: "timeout"; waitedMs: number } | { kind: "cancelled" }
+
+export interface QuestionPorts {
+  state: LiveState
+  write(event: JournalEvent): Promise<void>
+  post(msg: Omit<Envelope, "id" | "time" | "hops"> & { sessionId: string }): Promise<Envelope>
+  /** Drops a question's message from the buffer if it was not delivered yet. */
+  withdraw(sessionId: string, questionId: string): Promise<void>
+  tasks: TaskManager
+}
+
+interface Waiter {
+  resolve(o: AskOutcome): void
+  timer?: TimerHandle
+}
+
+export class QuestionManager {
+  private waiters = new Map<string, Waiter>()
+
+  constructor(
+    private readonly deps: Pick<Deps, "clock" | "timers" | "ids" | "host" | "log">,
+    private readonly defaultTimeoutMs: number,
+    private readonly ports: QuestionPorts,
+  ) {
+    ports.tasks.onEnded((t) => {
+      if (t.status !== "cancelled") return
+      for (const q of this.ports.state.questions.values()) if (q.taskId === t.id) this.release(q.id, { kind: "cancelled" })
+    })
+  }
+
+  get(id: string): Question | undefined {
+    return this.ports.state.questions.get(id)
+  }
+
+  open(): Question[] {
+    return [...this.ports.state.questions.values()].filter((q) => q.status === "open")
+  }
+
+  /** Asks on behalf of a background task's session; resolves with the outcome. */
+  async ask(input: AskInput, signal?: AbortSignal): Promise<{ question: Question; outcome: AskOutcome }> {
+    const task = this.ports.tasks.bySessionId(input.sessionId)
+    if (!task) throw new TaskError("ask_user is for background tasks started with delegate; in this session, ask the user directly.")
+    const question: Question = {
+      id: this.deps.ids.id(IdPrefix.question),
+      taskId: task.id,
+      from: task.agent,
+      sessionId: input.sessionId,
+      text: input.question,
+      urgency: input.urgency ?? "normal",
+      options: input.options ?? [],
+      askedAt: this.deps.clock.now(),
+      status: "open",
+    }
+    await this.ports.write({ type: "question.asked", question })
+    await this.ports.tasks.setWaiting(task.id, true)
+    const outcome = new Promise<AskOutcome>((resolve) => {
+      const timeoutMs = input.timeoutMs ?? this.defaultTimeoutMs
+      const w: Waiter = { resolve }
+      w.timer = this.deps.timers.setTimeout(() => this.release(question.id, { kind: "timeout", waitedMs: timeoutMs }), timeoutMs)
+      this.waiters.set(question.id, w)
+      signal?.addEventListener("abort", () => this.release(question.id, { kind: "cancelled" }), { once: true })
+    })
+    await this.ports.post({
+      sessionId: this.ports.tasks.rootSession(task),
+      source: "agent",
+      from: task.agent,
+      to: "oracle",
+      kind: "question",
+      priority: question.urgency === "urgent" ? "urgent" : "high",
+      taskId: task.id,
+      questionId: question.id,
+      text: question.options.length ? `${question.text}\nOptions: ${question.options.join(" | ")}` : question.text,
+    })
+    const o = await outcome
+    if (o.kind === "timeout") {
+      await this.ports.write({ type: "question.timed_out", id: question.id })
+      await this.ports.tasks.setWaiting(task.id, false)
+    }
+    return { question: this.get(question.id) ?? question, outcome: o }
+  }
+
+  /** A question NSO itself asks the user (e.g. what to do with a task a restart interrupted). */
+  async askForTask(task: Task, text: string, options: string[]): Promise<Question> {
+    const question: Question = {
+      id: this.deps.ids.id(IdPrefix.question),
+      taskId: task.id,
+      from: "nso",
+      sessionId: this.ports.tasks.rootSession(task),
+      text,
+      urgency: "normal",
+      options,
+      askedAt: this.deps.clock.now(),
+      status: "open",
+    }
+    await this.ports.write({ type: "question.asked", question })
+    await this.ports.post({
+      sessionId: question.sessionId,
+      source: "system",
+      from: "nso",
+      to: "oracle",
+      kind: "question",
+      priority: "high",
+      taskId: task.id,
+      questionId: question.id,
+      text: `${text}\nOptions: ${options.join(" | ")}`,
+    })
+    return question
+  }
+
+  /**
+   * Records an answer and gets it to the asker: the waiting call if there is one, otherwise the
+   * agent's session as a message. Returns how it was delivered.
+   */
+  async answer(id: string, answer: string, by: string): Promise<{ question: Question; delivered: "to the waiting agent" | "to the agent's session" | "handled by NSO" | "task already ended" }> {
+    const q = this.get(id)
+    if (!q) {
+      const open = this.open()
+      throw new TaskError(`No question "${id}". ${open.length ? `Open questions: ${open.map((x) => `${x.id} (${x.from}: ${x.text.slice(0, 60)})`).join("; ")}.` : "There are no open questions."}`)
+    }
+    if (q.status === "answered") throw new TaskError(`Question ${id} was already answered (by ${q.answeredBy}: "${q.answer}"). Nothing to do.`)
+    if (!answer.trim()) throw new TaskError("The answer is empty: pass the user's answer as text.")
+    await this.ports.write({ type: "question.answered", id, answer, by })
+    return { question: this.get(id)!, delivered: await this.route(id, answer, by) }
+  }
+
+  /** An answer recorded by another process (the CLI) was read from the journal. */
+  async answeredElsewhere(id: string): Promise<void> {
+    const q = this.get(id)
+    if (!q?.answer) return
+    await this.route(id, q.answer, q.answeredBy ?? "user")
+  }
+
+  private async route(id: string, answer: string, by: string): Promise<"to the waiting agent" | "to the agent's session" | "handled by NSO" | "task already ended"> {
+    const q = this.get(id)!
+    const root = q.taskId ? this.ports.tasks.get(q.taskId) : undefined
+    if (root) await this.ports.withdraw(this.ports.tasks.rootSession(root), id).catch(() => {})
+    if (q.from === "nso") {
+      if (q.taskId) await this.onNsoAnswer(q.taskId, answer)
+      return "handled by NSO"
+    }
+    if (this.release(id, { kind: "answered", answer, by })) {
+      if (q.taskId) await this.ports.tasks.setWaiting(q.taskId, false)
+      return "to the waiting agent"
+    }
+    const task = q.taskId ? this.ports.tasks.get(q.taskId) : undefined
+    if (!task || task.status === "completed" || task.status === "failed" || task.status === "cancelled") return "task already ended"
+    // Late: the asking call gave up (or died with a restart). Tell the agent in its session.
+    await this.deps.host.prompt(q.sessionId, {
+      agent: task.agent,
+      text: `[NSO · ${by} · question ${q.id} · answer]\nLate answer to your question "${q.text}": ${answer}`,
+      meta: { source: "agent", from: by, kind: "answer", ids: [q.id, task.id] },
+    })
+    await this.ports.tasks.setWaiting(task.id, false)
+    return "to the agent's session"
+  }
+
+  private async onNsoAnswer(taskId: string, answer: string): Promise<void> {
+    if (/\b(cancel|stop|drop|kill|no)\b/i.test(answer)) await this.ports.tasks.cancel(taskId, "the user chose to cancel it after a restart")
+    else await this.ports.tasks.resume(taskId)
+  }
+
+  private release(id: string, o: AskOutcome): boolean {
+    const w = this.waiters.get(id)
+    if (!w) return false
+    this.waiters.delete(id)
+    if (w.timer) this.deps.timers.clearTimeout(w.timer)
+    w.resolve(o)
+    return true
+  }
+
+  dispose(): void {
+    for (const id of [...this.waiters.keys()]) this.release(id, { kind: "cancelled" })
+  }
+}

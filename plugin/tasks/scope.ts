@@ -1,0 +1,62 @@
+import picomatch from "picomatch"
+import { isAbsolute, relative } from "node:path"
+
+/**
+ * Write scopes: path globs relative to the project. A task with a scope may write only where its
+ * globs match; two tasks whose scopes overlap never run at the same time.
+ */
+
+/** The part of a glob before its first wildcard, as a folder path ("src/auth/**" → "src/auth"). */
+export function staticBase(glob: string): string {
+  const parts = glob.replace(/^\.\//, "").split("/")
+  const out: string[] = []
+  for (const p of parts) {
+    if (/[*?[\]{}()!]/.test(p)) break
+    out.push(p)
+  }
+  return out.join("/")
+}
+
+const within = (a: string, b: string) => a === "" || b === "" || a === b || b.startsWith(a + "/") || a.startsWith(b + "/")
+
+/**
+ * Whether two scopes could name the same file: their fixed folder parts nest. Exact for plain
+ * paths and folder globs; two wildcard globs in the same folder ("src/*.ts", "src/*.md") count
+ * as overlapping, which is safe (they run one after the other).
+ */
+export function scopesOverlap(a: readonly string[], b: readonly string[]): boolean {
+  if (!a.length || !b.length) return false
+  return a.some((x) => b.some((y) => within(staticBase(x), staticBase(y))))
+}
+
+/** The project-relative form of a path a tool wants to write, or undefined if outside the project. */
+export function projectPath(projectDir: string, path: string): string | undefined {
+  const rel = relative(projectDir, isAbsolute(path) ? path : `${projectDir}/${path}`).replaceAll("\\", "/")
+  if (rel.startsWith("../") || rel === "..") return undefined
+  return rel
+}
+
+/** A glob matches the path; a glob without wildcards also covers everything under it. */
+export function inScope(scope: readonly string[], rel: string): boolean {
+  return scope.some((g) => {
+    const clean = g.replace(/^\.\//, "").replace(/\/$/, "")
+    if (staticBase(clean) === clean) return rel === clean || rel.startsWith(clean + "/")
+    return picomatch(clean, { dot: true })(rel)
+  })
+}
+
+/** File paths a write-capable tool call would touch, from its arguments. */
+export function writeTargets(tool: string, args: unknown): string[] {
+  if (!args || typeof args !== "object") return []
+  const a = args as Record<string, unknown>
+  const out: string[] = []
+  for (const key of ["filePath", "path", "file_path"]) if (typeof a[key] === "string") out.push(a[key] as string)
+  if (tool === "patch" || tool === "apply_patch") {
+    const text = typeof a.patchText === "string" ? a.patchText : typeof a.patch === "string" ? a.patch : ""
+    for (const m of text.matchAll(/^\*\*\* (?:Add|Update|Delete) File: (.+)$/gm)) out.push(m[1]!.trim())
+  }
+  if (Array.isArray(a.edits)) for (const e of a.edits) if (e && typeof e === "object" && typeof (e as { filePath?: unknown }).filePath === "string") out.push((e as { filePath: string }).filePath)
+  return out
+}
+
+export const WRITE_TOOLS: ReadonlySet<string> = new Set(["write", "edit", "patch", "apply_patch", "multiedit"])

@@ -1,0 +1,69 @@
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest"
+import { MockModel } from "../../scripts/harness/mock-model.js"
+import { startOpencode, type RunningOpencode } from "../../scripts/harness/opencode.js"
+import { busySessions, transcript, until } from "./helpers.js"
+
+describe("background delegation with user priority (real server)", () => {
+  const model = new MockModel()
+  let oc: RunningOpencode
+
+  beforeAll(async () => {
+    await model.start()
+    oc = await startOpencode({ modelUrl: model.url, nso: { buffer: { pauseMs: 300 }, init: { sweepDelayMs: 50 } } })
+  })
+  afterAll(async () => {
+    await oc?.stop()
+    await model.stop()
+  })
+  afterEach(() => model.reset())
+
+  it("the full story: delegate, keep talking, question waits for the pause, answer, result", async () => {
+    model.script([
+      // Oracle: delegates on the user's request.
+      { when: { user: "build the login page", hasTool: "delegate" }, reply: { toolCalls: [{ name: "delegate", args: { agent: "builder", prompt: "Implement the login page", title: "login page" } }] }, times: 1 },
+      { when: { toolResult: "Started task" }, reply: { text: "I asked the builder to do it. What else?" }, times: 1 },
+      // Builder: asks the user, then finishes with the answer.
+      { when: { user: "Implement the login page", hasTool: "ask_user" }, reply: { toolCalls: [{ name: "ask_user", args: { question: "Which database should login use?", options: ["Postgres", "SQLite"] } }] }, times: 1 },
+      { when: { toolResult: "The user answered: Postgres" }, reply: { text: "Login page done, sessions stored in Postgres." }, times: 1 },
+      // Oracle: the user keeps talking while the builder works (slow reply keeps the session busy).
+      { when: { user: "meanwhile, what is 2+2" }, reply: { text: "4.", delayMs: 400 }, times: 1 },
+      // Oracle: relays the question, the user's answer is passed back with the ids from the header.
+      { when: { userMatch: "question (q_\\w+)\\]" }, reply: { toolCalls: [{ name: "answer", args: { question_id: "$1", answer: "Postgres" } }] }, times: 1 },
+      { when: { toolResult: "recorded and sent" }, reply: { text: "Passed on: Postgres." }, times: 1 },
+      { when: { user: "Login page done" }, reply: { text: "The builder finished the login page." }, times: 1 },
+    ])
+    const root = (await oc.client.session.create({ body: { title: "story" } })).data!
+    const t0 = Date.now()
+    await oc.client.session.prompt({ path: { id: root.id }, body: { agent: "oracle", parts: [{ type: "text", text: "please build the login page" }] } })
+    const delegateReturned = Date.now() - t0
+    // The user keeps talking while the builder works.
+    await oc.client.session.prompt({ path: { id: root.id }, body: { agent: "oracle", parts: [{ type: "text", text: "meanwhile, what is 2+2" }] } })
+    const question = await model.waitFor((r) => /\[NSO · builder · task tsk_\w+ · question q_\w+\]/.test(r.lastUser) && !r.lastToolResult)
+    // Delivered only after the user's own exchange ended, as one message with the ids.
+    const chat = model.requests.find((r) => r.lastUser.includes("meanwhile, what is 2+2"))!
+    expect(question.at).toBeGreaterThan(chat.at)
+    expect(question.lastUser).toContain("Which database should login use?")
+    expect(question.lastUser).toContain("Options: Postgres | SQLite")
+    const result = await model.waitFor((r) => r.lastUser.includes("Login page done, sessions stored in Postgres."))
+    expect(result.lastUser).toMatch(/\[NSO · builder · task tsk_\w+ · completion\]/)
+    // Every message NSO put into the Oracle's session is tagged agent, with ids.
+    await until(async () => (await busySessions(oc.client)).length === 0, "all sessions idle")
+    const msgs = await transcript(oc.client, root.id)
+    const injected = msgs.filter((m) => m.nso)
+    expect(injected.map((m) => [m.nso!.source, m.nso!.from, m.nso!.kind])).toEqual([
+      ["agent", "builder", "question"],
+      ["agent", "builder", "completion"],
+    ])
+    // The builder's session is a child of the Oracle's, and its task is completed.
+    const children = (await oc.client.session.children({ path: { id: root.id } })).data!
+    expect(children).toHaveLength(1)
+    const builderReq = model.requests.find((r) => r.lastUser.includes("Implement the login page"))!
+    expect(builderReq.system).toContain("Task isolation (NSO)")
+    expect(builderReq.tools).toContain("ask_user")
+    expect(builderReq.tools).not.toContain("delegate")
+    const oracleReq = model.requests.find((r) => r.lastUser.includes("build the login page"))!
+    expect(oracleReq.tools).toEqual(expect.arrayContaining(["delegate", "tasks", "task_result", "task_cancel", "answer"]))
+    expect(oracleReq.tools).not.toContain("ask_user")
+    expect(delegateReturned).toBeGreaterThan(0)
+  })
+})
