@@ -59,6 +59,9 @@ export class TaskManager {
   private confirming = new Set<string>()
   private sweep: TimerHandle | undefined
   private endListeners = new Set<(t: Task) => void>()
+  /** Tasks that hold their write scope: claimed synchronously, so two starts cannot both pass. */
+  private claimed = new Set<string>()
+  private launches = 0
 
   constructor(
     private readonly deps: Pick<Deps, "clock" | "timers" | "ids" | "host" | "log" | "fs">,
@@ -211,16 +214,23 @@ export class TaskManager {
   /** Tasks with overlapping write scopes never run at the same time. */
   private async waitForScope(task: Task): Promise<void> {
     for (;;) {
-      const clash = [...this.ports.state.tasks.values()].find(
-        (t) => t.id !== task.id && (t.status === "running" || t.status === "waiting_for_answer" || t.status === "stalled") && scopesOverlap(t.scope, task.scope),
-      )
-      if (!clash) return
+      const clash = [...this.claimed].map((id) => this.get(id)!).find((t) => t && t.id !== task.id && scopesOverlap(t.scope, task.scope))
+      if (!clash) {
+        this.claimed.add(task.id)
+        return
+      }
       await this.ended(clash.id)
     }
   }
 
+  /** Tasks between "start" and "prompt sent" (for shutdown and tests). */
+  get launching(): number {
+    return this.launches
+  }
+
   private async launch(task: Task, deps: Task[]): Promise<void> {
     const agent = this.ports.agents().get(task.agent)
+    this.launches++
     try {
       const sessionId = await this.deps.host.createSession({ parentId: task.parentSessionId, title: `${task.agent}: ${task.title}` })
       this.bySession.set(sessionId, task.id)
@@ -235,6 +245,8 @@ export class TaskManager {
       await this.deps.host.prompt(sessionId, { agent: task.agent, text, tools: agent?.tools, meta: { source: "agent", from: "nso", kind: "assignment", ids: [task.id] } })
     } catch (err) {
       await this.finish(task.id, "failed", { error: `could not start: ${String(err)}` })
+    } finally {
+      this.launches--
     }
   }
 
@@ -315,6 +327,7 @@ export class TaskManager {
     if (!t || TERMINAL_TASK_STATUSES.has(t.status)) return
     await this.update(id, { status, ...out, lastActivityAt: this.deps.clock.now() })
     this.unwatch(id)
+    this.claimed.delete(id)
     const done = this.get(id)!
     const e = this.ends.get(id)
     this.ends.delete(id)
@@ -455,6 +468,7 @@ export class TaskManager {
         await this.finish(t.id, "completed", { result: last.text || "(the agent finished without a summary)" })
         continue
       }
+      this.claimed.add(t.id)
       if (t.status === "waiting_for_answer") {
         // The asking call died with the server; the question stays open and its answer will
         // be forwarded to the session as a message.
@@ -469,6 +483,7 @@ export class TaskManager {
   async resume(id: string): Promise<void> {
     const t = this.get(id)
     if (!t || !t.sessionId || TERMINAL_TASK_STATUSES.has(t.status)) return
+    this.claimed.add(id)
     await this.update(id, { status: "running", lastActivityAt: this.deps.clock.now() })
     this.watch(id)
     await this.deps.host.prompt(t.sessionId, {

@@ -2,7 +2,7 @@ import * as fs from "node:fs/promises"
 import { mkdtempSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
-import type { Deps, Host, HostSession, Logger, LogLevel, TimerHandle } from "../../plugin/deps.js"
+import type { AssistantOutcome, Deps, Host, HostSession, Logger, LogLevel, TimerHandle } from "../../plugin/deps.js"
 import { IdPrefix, type Envelope } from "../../plugin/protocol.js"
 
 /** A clock and timers that move only when the test says so. */
@@ -71,6 +71,32 @@ export class FakeHost implements Host {
   }
   async sessions() {
     return [...this.known.values()]
+  }
+  created: { id: string; parentId: string; title: string }[] = []
+  prompts: { sessionId: string; agent: string; text: string; tools?: Record<string, boolean> }[] = []
+  aborted: string[] = []
+  /** What `lastAssistant` answers per session; tests set it to simulate a child finishing. */
+  outcomes = new Map<string, AssistantOutcome>()
+  busy = new Set<string>()
+  async createSession(input: { parentId: string; title: string }) {
+    const id = `ses_child${this.created.length + 1}`
+    this.created.push({ id, ...input })
+    this.known.set(id, { id, parentId: input.parentId, title: input.title })
+    return id
+  }
+  async prompt(sessionId: string, input: { agent: string; text: string; tools?: Record<string, boolean> }) {
+    this.prompts.push({ sessionId, ...input })
+    this.busy.add(sessionId)
+  }
+  async abort(sessionId: string) {
+    this.aborted.push(sessionId)
+    this.busy.delete(sessionId)
+  }
+  async lastAssistant(sessionId: string) {
+    return this.outcomes.get(sessionId)
+  }
+  async busySessions() {
+    return new Set(this.busy)
   }
   async injectedIds(sessionId: string) {
     const ids = new Set<string>()

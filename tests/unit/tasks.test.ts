@@ -1,0 +1,346 @@
+import { existsSync, readFileSync } from "node:fs"
+import { join } from "node:path"
+import { describe, expect, it } from "vitest"
+import { Options } from "../../plugin/options.js"
+import { Runtime } from "../../plugin/runtime.js"
+import { fakeDeps, tempDir } from "../helpers/fake-deps.js"
+
+let current: Runtime | undefined
+/** Lets pending work settle, including real file I/O (task context files). No clock moves. */
+const flush = async () => {
+  for (let round = 0; round < 4; round++) {
+    for (let i = 0; i < 5; i++) await new Promise((r) => setImmediate(r))
+    if (current) {
+      await settled(() => current!.tasks.launching === 0, "launches")
+      await current.journal.flush().catch(() => {})
+    }
+  }
+}
+
+/** Waits (bounded) until a condition holds; for I/O another part of NSO is doing. */
+async function settled(cond: () => boolean, what = "condition"): Promise<void> {
+  for (let i = 0; i < 400; i++) {
+    if (cond()) return
+    await new Promise((r) => setImmediate(r))
+    if (i % 20 === 19) await new Promise((r) => setTimeout(r, 1))
+  }
+  throw new Error(`never settled: ${what}`)
+}
+
+async function setup(over: Record<string, unknown> = {}, dir = tempDir(), deps = fakeDeps()) {
+  const opts = Options.parse({
+    journal: { fsync: false },
+    buffer: { pauseMs: 1000 },
+    agents: { lead: { description: "leads", prompt: "You lead.", delegates: true } },
+    ...over,
+  })
+  const rt = await Runtime.start(deps, dir, opts)
+  current = rt
+  // The Oracle is busy answering the user, so agent messages stay in the buffer to inspect.
+  rt.registry.setBusy("ses_root", true)
+  const host = deps.fakeHost
+  /** The child session of the nth created task finishes with this text. */
+  /** Waits until `n` child sessions have been prompted (their launch is complete). */
+  const launched = (n: number) => settled(() => host.prompts.length >= n, `${n} launches`)
+  const finish = async (sessionId: string, text: string) => {
+    host.busy.delete(sessionId)
+    host.outcomes.set(sessionId, { completed: true, text, createdAt: deps.time.now })
+    await rt.tasks.onIdle(sessionId)
+    await flush()
+  }
+  return { rt, deps, host, dir, finish, launched }
+}
+
+describe("tasks", () => {
+  it("delegate returns at once, journaled, then starts the child with the prompt and context file", async () => {
+    const { rt, host, dir, launched } = await setup()
+    const t = await rt.tasks.delegate({ parentSessionId: "ses_root", agent: "builder", prompt: "Do X", title: "x", scope: ["src/**"] })
+    expect(t.status).toBe("queued")
+    expect(rt.state.tasks.get(t.id)).toBeDefined()
+    await launched(1)
+    expect(host.created).toEqual([{ id: "ses_child1", parentId: "ses_root", title: "builder: x" }])
+    expect(host.prompts[0]).toMatchObject({ sessionId: "ses_child1", agent: "builder", text: "Do X" })
+    expect(host.prompts[0]!.tools).toMatchObject({ ask_user: true, delegate: false })
+    expect(rt.tasks.get(t.id)!.status).toBe("running")
+    const ctx = readFileSync(join(dir, ".opencode/nso/tasks", t.id, "context.md"), "utf8")
+    expect(ctx).toContain("Write scope: src/**")
+    expect(ctx).toContain("You are the builder agent working on background task " + t.id)
+    await rt.dispose()
+  })
+
+  it("an unknown agent is refused with the list of agents", async () => {
+    const { rt } = await setup()
+    await expect(rt.tasks.delegate({ parentSessionId: "s", agent: "wizard", prompt: "x" })).rejects.toThrow('Unknown agent "wizard". Agents you can delegate to: builder, lead.')
+    await rt.dispose()
+  })
+
+  it("completion is confirmed against the child's last message and delivered to the parent", async () => {
+    const { rt, deps, host, finish } = await setup()
+    rt.sessionBusy("ses_root", false)
+    const t = await rt.tasks.delegate({ parentSessionId: "ses_root", agent: "builder", prompt: "Do X" })
+    await flush()
+    // An idle before the child has answered is not a completion.
+    await rt.tasks.onIdle("ses_child1")
+    expect(rt.tasks.get(t.id)!.status).toBe("running")
+    await finish("ses_child1", "X is done")
+    expect(rt.tasks.get(t.id)).toMatchObject({ status: "completed", result: "X is done" })
+    deps.time.advance(1000)
+    await rt.deliverer.idle()
+    expect(host.injections.map((i) => [i.text, i.noReply])).toEqual([[`[NSO · builder · task ${t.id} · completion]\nX is done`, false]])
+    await rt.dispose()
+  })
+
+  it("bounds concurrency per key; queued tasks start as others end", async () => {
+    const { rt, host, finish } = await setup({ tasks: { concurrency: 2 } })
+    const ts = []
+    for (let i = 0; i < 3; i++) ts.push(await rt.tasks.delegate({ parentSessionId: "ses_root", agent: "builder", prompt: `job ${i}` }))
+    await flush()
+    expect(host.created).toHaveLength(2)
+    expect(rt.tasks.get(ts[2]!.id)!.status).toBe("queued")
+    await finish("ses_child1", "one")
+    expect(host.created).toHaveLength(3)
+    await rt.dispose()
+  })
+
+  it("depends_on starts a task after its dependencies and hands their results in", async () => {
+    const { rt, host, finish } = await setup()
+    const a = await rt.tasks.delegate({ parentSessionId: "ses_root", agent: "builder", prompt: "design the schema", title: "schema" })
+    const b = await rt.tasks.delegate({ parentSessionId: "ses_root", agent: "builder", prompt: "write the migration", dependsOn: [a.id] })
+    await flush()
+    expect(host.created).toHaveLength(1)
+    await finish("ses_child1", "tables: users(id, email)")
+    expect(host.prompts[1]!.text).toContain("write the migration")
+    expect(host.prompts[1]!.text).toContain(`[${a.id} · builder · schema]\ntables: users(id, email)`)
+    expect(rt.tasks.get(b.id)!.status).toBe("running")
+    await rt.dispose()
+  })
+
+  it("refuses unknown dependencies, cycles and nesting past the bound", async () => {
+    const { rt, host } = await setup({ tasks: { maxDepth: 2 } })
+    await expect(rt.tasks.delegate({ parentSessionId: "s", agent: "builder", prompt: "x", dependsOn: ["tsk_nothere"] })).rejects.toThrow(/not a task/)
+    const lead = await rt.tasks.delegate({ parentSessionId: "ses_root", agent: "lead", prompt: "lead it" })
+    await flush()
+    // From inside the lead's session, depending on the lead itself would wait forever.
+    await expect(rt.tasks.delegate({ parentSessionId: "ses_child1", agent: "builder", prompt: "x", dependsOn: [lead.id] })).rejects.toThrow(/cycle/)
+    const sub = await rt.tasks.delegate({ parentSessionId: "ses_child1", agent: "builder", prompt: "sub" })
+    expect(sub).toMatchObject({ depth: 2, parentTaskId: lead.id })
+    await flush()
+    expect(host.created).toHaveLength(2)
+    await expect(rt.tasks.delegate({ parentSessionId: "ses_child2", agent: "builder", prompt: "deeper" })).rejects.toThrow(/nested too deep/)
+    await rt.dispose()
+  })
+
+  it("tasks with overlapping scopes do not run at the same time", async () => {
+    const { rt, host, finish } = await setup()
+    await rt.tasks.delegate({ parentSessionId: "ses_root", agent: "builder", prompt: "a", scope: ["src/auth/**"] })
+    await rt.tasks.delegate({ parentSessionId: "ses_root", agent: "builder", prompt: "b", scope: ["src/**"] })
+    await rt.tasks.delegate({ parentSessionId: "ses_root", agent: "builder", prompt: "c", scope: ["docs/**"] })
+    await flush()
+    expect(host.prompts.map((p) => p.text)).toEqual(["a", "c"])
+    await finish("ses_child1", "done a")
+    expect(host.prompts.map((p) => p.text)).toEqual(["a", "c", "b"])
+    await rt.dispose()
+  })
+
+  it("cancel aborts the task and its descendants, deepest first", async () => {
+    const { rt, host } = await setup()
+    const lead = await rt.tasks.delegate({ parentSessionId: "ses_root", agent: "lead", prompt: "lead" })
+    await flush()
+    const sub = await rt.tasks.delegate({ parentSessionId: "ses_child1", agent: "builder", prompt: "sub" })
+    await flush()
+    const gone = await rt.tasks.cancel(lead.id)
+    expect(gone.map((t) => t.id)).toEqual([sub.id, lead.id])
+    expect(host.aborted).toEqual(["ses_child2", "ses_child1"])
+    expect(rt.tasks.get(lead.id)!.status).toBe("cancelled")
+    expect(rt.tasks.get(sub.id)!.status).toBe("cancelled")
+    await rt.dispose()
+  })
+
+  it("reports a stall after stallMs without activity, but never while waiting for an answer", async () => {
+    const { rt, deps } = await setup({ tasks: { stallMs: 60_000 } })
+    const t = await rt.tasks.delegate({ parentSessionId: "ses_root", agent: "builder", prompt: "x" })
+    await flush()
+    deps.time.advance(30_000)
+    rt.tasks.touch("ses_child1")
+    deps.time.advance(59_000)
+    await flush()
+    expect(rt.tasks.get(t.id)!.status).toBe("running")
+    deps.time.advance(2_000)
+    await flush()
+    expect(rt.tasks.get(t.id)!.status).toBe("stalled")
+    expect(rt.deliverer.pending("ses_root").map((e) => [e.kind, e.priority])).toEqual([["status", "high"]])
+    // Activity brings it back.
+    rt.tasks.touch("ses_child1")
+    await flush()
+    expect(rt.tasks.get(t.id)!.status).toBe("running")
+    // Waiting for the user for an hour is not a stall.
+    await rt.tasks.setWaiting(t.id, true)
+    deps.time.advance(3_600_000)
+    await flush()
+    expect(rt.tasks.get(t.id)!.status).toBe("waiting_for_answer")
+    await rt.dispose()
+  })
+
+  it("the reconciliation sweep repairs a lost idle event", async () => {
+    const { rt, deps, host } = await setup({ tasks: { reconcileMs: 30_000 } })
+    const t = await rt.tasks.delegate({ parentSessionId: "ses_root", agent: "builder", prompt: "x" })
+    await flush()
+    rt.tasks.startSweep()
+    host.busy.delete("ses_child1")
+    host.outcomes.set("ses_child1", { completed: true, text: "finished quietly", createdAt: deps.time.now })
+    deps.time.advance(30_000)
+    await flush()
+    expect(rt.tasks.get(t.id)).toMatchObject({ status: "completed", result: "finished quietly" })
+    await rt.dispose()
+  })
+
+  it("a child that ends in an error fails the task and tells the parent (high)", async () => {
+    const { rt, deps, host } = await setup()
+    const t = await rt.tasks.delegate({ parentSessionId: "ses_root", agent: "builder", prompt: "x" })
+    await flush()
+    host.outcomes.set("ses_child1", { completed: true, text: "", createdAt: deps.time.now, error: { name: "APIError", message: "rate limited", aborted: false } })
+    await rt.tasks.onIdle("ses_child1")
+    await flush()
+    expect(rt.tasks.get(t.id)).toMatchObject({ status: "failed", error: "APIError: rate limited" })
+    expect(rt.deliverer.pending("ses_root").map((e) => [e.kind, e.priority])).toEqual([["failure", "high"]])
+    await rt.dispose()
+  })
+})
+
+describe("questions", () => {
+  it("ask waits for the answer; the question goes to the root Oracle's buffer with ids", async () => {
+    const { rt } = await setup()
+    const t = await rt.tasks.delegate({ parentSessionId: "ses_root", agent: "builder", prompt: "x" })
+    await flush()
+    const asked = rt.questions.ask({ sessionId: "ses_child1", question: "Which DB?", options: ["pg", "sqlite"] })
+    await flush()
+    expect(rt.tasks.get(t.id)!.status).toBe("waiting_for_answer")
+    const [q] = rt.questions.open()
+    expect(rt.deliverer.pending("ses_root")[0]).toMatchObject({ kind: "question", priority: "high", taskId: t.id, questionId: q!.id, text: "Which DB?\nOptions: pg | sqlite" })
+    const r = await rt.questions.answer(q!.id, "pg", "user")
+    expect(r.delivered).toBe("to the waiting agent")
+    expect((await asked).outcome).toEqual({ kind: "answered", answer: "pg", by: "user" })
+    expect(rt.tasks.get(t.id)!.status).toBe("running")
+    // Answered before the Oracle saw it: the buffered question is withdrawn.
+    expect(rt.deliverer.pending("ses_root")).toEqual([])
+    await expect(rt.questions.answer(q!.id, "again", "user")).rejects.toThrow(/already answered/)
+    await rt.dispose()
+  })
+
+  it("an urgent question is toasted at once", async () => {
+    const { rt, host } = await setup()
+    await rt.tasks.delegate({ parentSessionId: "ses_root", agent: "builder", prompt: "x" })
+    await flush()
+    void rt.questions.ask({ sessionId: "ses_child1", question: "Delete prod data?", urgency: "urgent" })
+    await flush()
+    expect(host.toasts.some((t) => t.message.includes("Delete prod data?") && t.variant === "warning")).toBe(true)
+    expect(rt.deliverer.pending("ses_root")[0]!.priority).toBe("urgent")
+    await rt.dispose()
+  })
+
+  it("times out, tells the agent to proceed, keeps the question open and forwards a late answer", async () => {
+    const { rt, deps, host } = await setup()
+    const t = await rt.tasks.delegate({ parentSessionId: "ses_root", agent: "builder", prompt: "x" })
+    await flush()
+    const asked = rt.questions.ask({ sessionId: "ses_child1", question: "Colour?", timeoutMs: 5000 })
+    await flush()
+    deps.time.advance(5000)
+    const { outcome, question } = await asked
+    expect(outcome).toEqual({ kind: "timeout", waitedMs: 5000 })
+    expect(rt.questions.get(question.id)).toMatchObject({ status: "open" })
+    expect(rt.questions.get(question.id)!.timedOutAt).toBeDefined()
+    expect(rt.tasks.get(t.id)!.status).toBe("running")
+    const r = await rt.questions.answer(question.id, "blue", "user")
+    expect(r.delivered).toBe("to the agent's session")
+    expect(host.prompts.at(-1)).toMatchObject({ sessionId: "ses_child1", agent: "builder" })
+    expect(host.prompts.at(-1)!.text).toContain('Late answer to your question "Colour?": blue')
+    await rt.dispose()
+  })
+
+  it("ask_user outside a task is refused with what to do instead", async () => {
+    const { rt } = await setup()
+    await expect(rt.questions.ask({ sessionId: "ses_root", question: "?" })).rejects.toThrow(/ask the user directly/)
+    await rt.dispose()
+  })
+
+  it("cancelling a task releases its waiting question", async () => {
+    const { rt } = await setup()
+    const t = await rt.tasks.delegate({ parentSessionId: "ses_root", agent: "builder", prompt: "x" })
+    await flush()
+    const asked = rt.questions.ask({ sessionId: "ses_child1", question: "?" })
+    await flush()
+    await rt.tasks.cancel(t.id)
+    expect((await asked).outcome).toEqual({ kind: "cancelled" })
+    await rt.dispose()
+  })
+})
+
+describe("restart", () => {
+  async function crashWithRunningTask(policy: "kill" | "persist" | "ask") {
+    const dir = tempDir()
+    const first = await setup({}, dir)
+    const t = await first.rt.tasks.delegate({ parentSessionId: "ses_root", agent: "builder", prompt: "long job" })
+    await flush()
+    await first.rt.journal.close() // the crash: nothing else is written
+    const deps = fakeDeps()
+    deps.fakeHost.known.set("ses_child1", { id: "ses_child1", parentId: "ses_root" })
+    const second = await setup({ tasks: { closePolicy: policy } }, dir, deps)
+    await second.rt.startBackground()
+    await flush()
+    return { t, ...second }
+  }
+
+  it("ask (default): the task waits and the Oracle is asked resume or cancel", async () => {
+    const { rt, t } = await crashWithRunningTask("ask")
+    expect(rt.tasks.get(t.id)!.status).toBe("stalled")
+    const [q] = rt.questions.open()
+    expect(q).toMatchObject({ from: "nso", taskId: t.id, options: ["resume", "cancel"] })
+    expect(rt.deliverer.pending("ses_root")[0]).toMatchObject({ kind: "question", questionId: q!.id })
+    await rt.questions.answer(q!.id, "resume", "user")
+    expect(rt.tasks.get(t.id)!.status).toBe("running")
+    await rt.dispose()
+  })
+
+  it("persist resumes the agent; kill cancels and says so", async () => {
+    const p = await crashWithRunningTask("persist")
+    expect(p.rt.tasks.get(p.t.id)!.status).toBe("running")
+    expect(p.host.prompts.at(-1)!.text).toContain("The server restarted while you were working")
+    await p.rt.dispose()
+    const k = await crashWithRunningTask("kill")
+    expect(k.rt.tasks.get(k.t.id)!.status).toBe("cancelled")
+    expect(k.host.aborted).toEqual(["ses_child1"])
+    await k.rt.dispose()
+  })
+
+  it("a task whose child finished before the crash completes, once", async () => {
+    const dir = tempDir()
+    const first = await setup({}, dir)
+    const t = await first.rt.tasks.delegate({ parentSessionId: "ses_root", agent: "builder", prompt: "quick job" })
+    await flush()
+    await first.rt.journal.close()
+    const deps = fakeDeps()
+    deps.fakeHost.outcomes.set("ses_child1", { completed: true, text: "all done", createdAt: Number.MAX_SAFE_INTEGER })
+    const second = await setup({}, dir, deps)
+    await second.rt.startBackground()
+    await second.rt.startBackground()
+    expect(second.rt.tasks.get(t.id)).toMatchObject({ status: "completed", result: "all done" })
+    expect(second.rt.deliverer.pending("ses_root").filter((e) => e.kind === "completion")).toHaveLength(1)
+    await second.rt.dispose()
+    expect(existsSync(join(dir, ".opencode/nso/journal.jsonl"))).toBe(true)
+  })
+})
+
+describe("write guard", () => {
+  it("refuses writes outside the task's scope and into another running task's scope", async () => {
+    const { rt, dir } = await setup()
+    await rt.tasks.delegate({ parentSessionId: "ses_root", agent: "builder", prompt: "a", scope: ["src/auth/**"] })
+    await rt.tasks.delegate({ parentSessionId: "ses_root", agent: "builder", prompt: "b", scope: ["docs/**"] })
+    await flush()
+    expect(rt.refuseWrite("ses_child1", "write", { filePath: join(dir, "src/auth/login.ts") })).toBeUndefined()
+    expect(rt.refuseWrite("ses_child1", "edit", { filePath: join(dir, "README.md") })).toMatch(/outside your task's write scope \(src\/auth\/\*\*\)/)
+    expect(rt.refuseWrite("ses_child1", "write", { filePath: "/etc/passwd" })).toMatch(/outside your task's write scope/)
+    expect(rt.refuseWrite("ses_root", "write", { filePath: join(dir, "docs/a.md") })).toMatch(/belongs to running task tsk_\w+ \(builder, scope docs\/\*\*\)/)
+    expect(rt.refuseWrite("ses_child1", "read", { filePath: join(dir, "README.md") })).toBeUndefined()
+    await rt.dispose()
+  })
+})
