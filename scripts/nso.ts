@@ -12,7 +12,8 @@ import { nsoReducer, type LiveState } from "../plugin/journal/state.js"
 import { contextPath, formatContext, readContext, updateContext } from "../plugin/messaging/project-context.js"
 import { resolveOptions } from "../plugin/options.js"
 import { CONFIG_DIR } from "../plugin/paths.js"
-import { TERMINAL_TASK_STATUSES } from "../plugin/protocol.js"
+import { TERMINAL_TASK_STATUSES, type JournalEvent } from "../plugin/protocol.js"
+import { taskLine } from "../plugin/tools/format.js"
 import { parse as parseYaml } from "yaml"
 
 export class UsageError extends Error {}
@@ -44,6 +45,17 @@ function loadProjectOptions(dir: string): { stateDir: string; contextDir: string
   }
   const { options } = resolveOptions([layer(join(CONFIG_DIR, "defaults.yaml")), layer(join(dir, ".opencode", "nso.yaml"))])
   return { stateDir: options.stateDir, contextDir: options.init.contextDir }
+}
+
+/** Appends one event durably, as one more writer of the journal. */
+async function appendOne(dir: string, event: JournalEvent): Promise<void> {
+  // Never compacts from here: the server owns compaction.
+  const { journal } = await Journal.open(deps, nsoReducer, { dir, maxBytes: Number.MAX_SAFE_INTEGER })
+  try {
+    await journal.append(event)
+  } finally {
+    await journal.close()
+  }
 }
 
 async function state(ctx: Ctx): Promise<{ state: LiveState; report: Awaited<ReturnType<typeof Journal.read>>["report"] }> {
@@ -124,6 +136,71 @@ const commands: Record<string, Command> = {
       const c = changing ? await updateContext(deps, path, update, String(values.by ?? "user")) : await readContext(deps, path)
       if (ctx.json) return c
       ctx.out(formatContext(c))
+      return undefined
+    },
+  },
+  tasks: {
+    summary: "Background tasks: status, agent, age, pending question, result",
+    usage: "nso tasks [--all] [--json]",
+    options: { all: { type: "boolean", description: "include finished tasks" } },
+    async run(ctx, { values }) {
+      const { state: s } = await state(ctx)
+      const now = Date.now()
+      const list = [...s.tasks.values()].filter((t) => values.all || !TERMINAL_TASK_STATUSES.has(t.status)).sort((a, b) => a.createdAt - b.createdAt)
+      if (ctx.json) return list
+      if (!list.length) ctx.out(values.all ? "No tasks." : "No active tasks (use --all for finished ones).")
+      const open = [...s.questions.values()].filter((q) => q.status === "open")
+      for (const t of list) ctx.out(taskLine(t, now, open.find((q) => q.taskId === t.id)))
+      return undefined
+    },
+  },
+  questions: {
+    summary: "Questions background agents asked (open ones unless --all)",
+    usage: "nso questions [--all] [--json]",
+    options: { all: { type: "boolean", description: "include answered questions" } },
+    async run(ctx, { values }) {
+      const { state: s } = await state(ctx)
+      const list = [...s.questions.values()].filter((q) => values.all || q.status === "open").sort((a, b) => a.askedAt - b.askedAt)
+      if (ctx.json) return list
+      if (!list.length) ctx.out("No open questions.")
+      for (const q of list)
+        ctx.out(`${q.id} · ${q.from}${q.taskId ? ` · task ${q.taskId}` : ""} · ${q.status}${q.timedOutAt ? " (the agent stopped waiting)" : ""}\n  ${q.text}${q.options.length ? `\n  options: ${q.options.join(" | ")}` : ""}${q.answer ? `\n  answer (${q.answeredBy}): ${q.answer}` : ""}`)
+      return undefined
+    },
+  },
+  answer: {
+    summary: "Answer a background agent's question: nso answer <question id> <answer…>",
+    usage: "nso answer <question id> <answer…> [--json]",
+    async run(ctx, { positionals }) {
+      const [id, ...words] = positionals
+      if (!id || !words.length) throw new UsageError("give the question id and the answer, e.g. nso answer q_abc123 use PostgreSQL")
+      const dir = join(ctx.dir, ctx.stateDir)
+      const { state: s } = await Journal.read(deps, nsoReducer, dir)
+      const q = s.questions.get(id)
+      if (!q) throw new UsageError(`no question "${id}". Open: ${[...s.questions.values()].filter((x) => x.status === "open").map((x) => x.id).join(", ") || "none"}`)
+      if (q.status === "answered") throw new UsageError(`question ${id} was already answered (${q.answeredBy}: ${q.answer})`)
+      const answer = words.join(" ")
+      // The server running the task follows the journal and delivers the answer.
+      await appendOne(dir, { type: "question.answered", id, answer, by: "user (cli)" })
+      if (ctx.json) return { id, answer, recorded: true }
+      ctx.out(`Answer to ${id} recorded; the running OpenCode server passes it to ${q.from}.`)
+      return undefined
+    },
+  },
+  cancel: {
+    summary: "Cancel a background task and everything it started: nso cancel <task id>",
+    usage: "nso cancel <task id> [--json]",
+    async run(ctx, { positionals }) {
+      const [id] = positionals
+      if (!id) throw new UsageError("give the task id, e.g. nso cancel tsk_abc123 (see nso tasks)")
+      const dir = join(ctx.dir, ctx.stateDir)
+      const { state: s } = await Journal.read(deps, nsoReducer, dir)
+      const t = s.tasks.get(id)
+      if (!t) throw new UsageError(`no task "${id}" (see nso tasks)`)
+      if (TERMINAL_TASK_STATUSES.has(t.status)) throw new UsageError(`task ${id} already ended ${t.status}`)
+      await appendOne(dir, { type: "task.cancel_requested", id, by: "user (cli)" })
+      if (ctx.json) return { id, requested: true }
+      ctx.out(`Cancellation of ${id} requested; the running OpenCode server stops it and everything it started.`)
       return undefined
     },
   },

@@ -30,6 +30,8 @@ export interface Rule {
      * and tool arguments are replaced by its groups (to echo ids the model was given).
      */
     userMatch?: string
+    /** Like `userMatch`, over the text of every message of the conversation. */
+    anyMatch?: string
     /** The system prompt contains this. */
     system?: string
     /** The newest message is a tool result containing this. */
@@ -56,6 +58,8 @@ export interface RecordedRequest {
   messages: ChatMessage[]
   isTitle: boolean
   reply: Reply
+  /** When the streamed answer ended (ms since epoch); 0 until then. */
+  respondedAt: number
 }
 
 interface ChatMessage {
@@ -137,7 +141,8 @@ export class MockModel {
     const lastUser = text([...body.messages].reverse().find((m) => m.role === "user")?.content)
     const lastToolResult = last?.role === "tool" ? text(last.content) : undefined
     const isTitle = /title generator|generate a title/i.test(system) && tools.length === 0
-    const reply = isTitle ? { text: "Scripted session" } : this.pick({ system, tools, lastUser, lastToolResult })
+    const allText = body.messages.map((m) => text(m.content)).join("\n")
+    const reply = isTitle ? { text: "Scripted session" } : this.pick({ system, tools, lastUser, lastToolResult, allText })
     const rec: RecordedRequest = {
       at: Date.now(),
       model: body.model,
@@ -149,14 +154,16 @@ export class MockModel {
       messages: body.messages,
       isTitle,
       reply,
+      respondedAt: 0,
     }
     this.requests.push(rec)
     for (const l of [...this.listeners]) l(rec)
     if (reply.delayMs) await new Promise((r) => setTimeout(r, reply.delayMs))
     stream(res, body.model, reply)
+    rec.respondedAt = Date.now()
   }
 
-  private pick(req: { system: string; tools: string[]; lastUser: string; lastToolResult?: string }): Reply {
+  private pick(req: { system: string; tools: string[]; lastUser: string; lastToolResult?: string; allText: string }): Reply {
     for (const rule of this.rules) {
       if (rule.times !== undefined && rule.used >= rule.times) continue
       const w = rule.when ?? {}
@@ -166,6 +173,11 @@ export class MockModel {
         const m = req.lastToolResult === undefined ? new RegExp(w.userMatch).exec(req.lastUser) : null
         if (!m) continue
         groups = m.slice(1).map((g) => g ?? "")
+      }
+      if (w.anyMatch !== undefined) {
+        const m = new RegExp(w.anyMatch).exec(req.allText)
+        if (!m) continue
+        groups = [...groups, ...m.slice(1).map((g) => g ?? "")]
       }
       if (w.system !== undefined && !req.system.includes(w.system)) continue
       if (w.toolResult !== undefined && !(req.lastToolResult ?? "").includes(w.toolResult)) continue

@@ -1,0 +1,177 @@
+import { execFile } from "node:child_process"
+import { existsSync } from "node:fs"
+import { join } from "node:path"
+import { promisify } from "node:util"
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest"
+import { MockModel } from "../../scripts/harness/mock-model.js"
+import { readJsonl, REPO, startOpencode, type RunningOpencode } from "../../scripts/harness/opencode.js"
+import { busySessions, transcript, until } from "./helpers.js"
+
+const run = promisify(execFile)
+type Rec = { t: number; e: { type: string; [k: string]: unknown } }
+const journal = (oc: RunningOpencode) => readJsonl(join(oc.projectDir, ".opencode/nso/journal.jsonl")) as Rec[]
+const taskStatus = (oc: RunningOpencode, id: string) =>
+  journal(oc)
+    .filter((r) => (r.e.type === "task.updated" && r.e.id === id && (r.e.patch as { status?: string }).status) || (r.e.type === "task.created" && (r.e.task as { id: string }).id === id))
+    .map((r) => (r.e.type === "task.created" ? "queued" : (r.e.patch as { status: string }).status))
+    .at(-1)
+
+async function prompt(oc: RunningOpencode, sessionId: string, text: string) {
+  await oc.client.session.prompt({ path: { id: sessionId }, body: { agent: "oracle", parts: [{ type: "text", text }] } })
+}
+const newSession = async (oc: RunningOpencode, title: string) => (await oc.client.session.create({ body: { title } })).data!.id
+
+describe("tasks on a real server", () => {
+  const model = new MockModel()
+  let oc: RunningOpencode
+
+  beforeAll(async () => {
+    await model.start()
+    oc = await startOpencode({
+      modelUrl: model.url,
+      nso: {
+        buffer: { pauseMs: 300 },
+        init: { sweepDelayMs: 50 },
+        tasks: { concurrency: 10 },
+        agents: { lead: { description: "Leads a piece of work and delegates parts of it", prompt: "You lead; delegate parts to the builder.", delegates: true } },
+      },
+    })
+  })
+  afterAll(async () => {
+    await oc?.stop()
+    await model.stop()
+  })
+  afterEach(async () => {
+    await until(async () => (await busySessions(oc.client)).length === 0, "sessions idle before the next test")
+    model.reset()
+  })
+
+  it("three builders run in parallel and each result arrives", async () => {
+    model.script([
+      {
+        when: { user: "three jobs" },
+        reply: { toolCalls: ["A", "B", "C"].map((j) => ({ name: "delegate", args: { agent: "builder", prompt: `parallel job ${j}`, title: `job ${j}` } })) },
+        times: 1,
+      },
+      { when: { toolResult: "Started task" }, reply: { text: "Three builders started." }, times: 1 },
+      { when: { userMatch: "^parallel job (\\w)" }, reply: { text: "finished job $1", delayMs: 700 } },
+    ])
+    const root = await newSession(oc, "parallel")
+    await prompt(oc, root, "three jobs please")
+    // Results before the last are stored without a model turn; the last one asks for a reply.
+    await until(async () => {
+      const text = (await transcript(oc.client, root)).map((m) => m.text).join("\n")
+      return ["A", "B", "C"].every((j) => text.includes(`finished job ${j}`))
+    }, "all three results in the Oracle's session")
+    const jobs = model.requests.filter((r) => /^parallel job \w/.test(r.lastUser) && !r.lastToolResult)
+    expect(jobs).toHaveLength(3)
+    // Parallel: every builder's request arrived before any builder's answer ended.
+    expect(Math.max(...jobs.map((r) => r.at))).toBeLessThan(Math.min(...jobs.map((r) => r.respondedAt)))
+  })
+
+  it("a question raised while the user is active waits for the pause", async () => {
+    model.script([
+      { when: { user: "start the slow one" }, reply: { toolCalls: [{ name: "delegate", args: { agent: "builder", prompt: "asking job", title: "asks" } }] }, times: 1 },
+      { when: { toolResult: "Started task" }, reply: { text: "Started." }, times: 1 },
+      { when: { user: "asking job" }, reply: { toolCalls: [{ name: "ask_user", args: { question: "Tabs or spaces?", timeout_ms: 60000 } }] }, times: 1 },
+      { when: { user: "tell me a long story" }, reply: { text: "Once upon a time…", delayMs: 1500 }, times: 1 },
+      { when: { userMatch: "question (q_\\w+)\\]" }, reply: { toolCalls: [{ name: "answer", args: { question_id: "$1", answer: "spaces" } }] }, times: 1 },
+      { when: { toolResult: "recorded and sent" }, reply: { text: "Told the builder: spaces." }, times: 1 },
+      { when: { toolResult: "The user answered: spaces" }, reply: { text: "Using spaces. Done." }, times: 1 },
+    ])
+    const root = await newSession(oc, "pause")
+    await prompt(oc, root, "start the slow one")
+    await model.waitFor((r) => r.lastToolResult === undefined && r.lastUser.includes("asking job") && r.tools.includes("ask_user"))
+    const story = prompt(oc, root, "tell me a long story")
+    await model.waitFor((r) => r.lastUser.includes("tell me a long story"))
+    const asked = await until(() => journal(oc).find((r) => r.e.type === "question.asked"), "the question to be journaled")
+    await story
+    const chat = model.requests.find((r) => r.lastUser.includes("tell me a long story"))!
+    const delivered = await model.waitFor((r) => /question q_\w+\]/.test(r.lastUser) && r.lastUser.includes("Tabs or spaces?") && !r.lastToolResult)
+    // Asked while the Oracle was answering the user; put in front of the Oracle only afterwards.
+    expect(asked.t).toBeLessThan(chat.respondedAt)
+    expect(delivered.at).toBeGreaterThan(chat.respondedAt)
+    await model.waitFor((r) => r.lastToolResult?.includes("The user answered: spaces") ?? false)
+  })
+
+  it("nested cancel stops the lead and the builder it started, and leaves nothing busy", async () => {
+    model.script([
+      { when: { user: "lead the migration" }, reply: { toolCalls: [{ name: "delegate", args: { agent: "lead", prompt: "lead: run the migration", title: "migration" } }] }, times: 1 },
+      { when: { toolResult: "Started task", hasTool: "ask_user" }, reply: { text: "Sub-task running; supervising.", delayMs: 30_000 }, times: 1 },
+      { when: { toolResult: "Started task" }, reply: { text: "The lead is on it." }, times: 1 },
+      { when: { user: "lead: run the migration" }, reply: { toolCalls: [{ name: "delegate", args: { agent: "builder", prompt: "sub: migrate table users", title: "users" } }] }, times: 1 },
+      { when: { user: "sub: migrate table users" }, reply: { text: "migrating…", delayMs: 30_000 }, times: 1 },
+      { when: { user: "cancel the lead", anyMatch: "Started task (tsk_\\w+) \\(lead" }, reply: { toolCalls: [{ name: "task_cancel", args: { id: "$1" } }] }, times: 1 },
+      { when: { toolResult: "Cancelled" }, reply: { text: "Cancelled." }, times: 1 },
+    ])
+    const root = await newSession(oc, "nested")
+    await prompt(oc, root, "lead the migration")
+    await model.waitFor((r) => r.lastUser.includes("sub: migrate table users") && !r.lastToolResult)
+    await until(async () => (await busySessions(oc.client)).length === 2, "lead and builder busy")
+    await prompt(oc, root, "cancel the lead")
+    const cancelResult = model.requests.find((r) => r.lastToolResult?.includes("Cancelled"))!
+    expect(cancelResult.lastToolResult).toMatch(/Cancelled tsk_\w+ \(builder\), tsk_\w+ \(lead\)/)
+    await until(async () => (await busySessions(oc.client)).length === 0, "nothing busy after cancel", 10_000)
+    const ids = [...cancelResult.lastToolResult!.matchAll(/tsk_\w+/g)].map((m) => m[0])
+    for (const id of ids) expect(taskStatus(oc, id)).toBe("cancelled")
+  })
+
+  it("twenty tasks finishing while the Oracle is mid-reply are each delivered exactly once", async () => {
+    model.script([
+      { when: { user: "twenty jobs" }, reply: { toolCalls: Array.from({ length: 20 }, (_, i) => ({ name: "delegate", args: { agent: "builder", prompt: `batch job ${i}`, title: `job ${i}` } })) }, times: 1 },
+      // The Oracle is still replying while the builders finish.
+      { when: { toolResult: "Started task" }, reply: { text: "Twenty builders started.", delayMs: 2500 }, times: 1 },
+      { when: { userMatch: "^batch job (\\d+)" }, reply: { text: "batch result $1" } },
+      { when: { user: "batch result" }, reply: { text: "Noted the results." } },
+    ])
+    const root = await newSession(oc, "twenty")
+    await prompt(oc, root, "twenty jobs")
+    const completions = async () => (await transcript(oc.client, root)).filter((m) => m.nso?.kind === "completion" || (m.nso && m.text.includes("· completion]")))
+    await until(async () => {
+      const text = (await completions()).map((m) => m.text).join("\n")
+      return (text.match(/· completion\]/g) ?? []).length >= 20
+    }, "twenty completions in the Oracle's session", 30_000)
+    await until(async () => (await busySessions(oc.client)).length === 0, "idle")
+    const all = (await transcript(oc.client, root)).map((m) => m.text).join("\n")
+    for (let i = 0; i < 20; i++) expect(all.match(new RegExp(`batch result ${i}\\b`, "g")), `result ${i}`).toHaveLength(1)
+    const taskIds = [...all.matchAll(/task (tsk_\w+) · completion\]/g)].map((m) => m[1])
+    expect(new Set(taskIds).size).toBe(20)
+    expect(taskIds).toHaveLength(20)
+  })
+
+  it("a write outside the task's scope is refused; inside it goes through", async () => {
+    model.script([
+      { when: { user: "scoped job" }, reply: { toolCalls: [{ name: "delegate", args: { agent: "builder", prompt: "write the notes", title: "notes", scope: ["src/**"] } }] }, times: 1 },
+      { when: { toolResult: "Started task" }, reply: { text: "Started." }, times: 1 },
+      { when: { user: "write the notes" }, reply: { toolCalls: [{ name: "write", args: { filePath: "outside.md", content: "nope" } }] }, times: 1 },
+      { when: { toolResult: "NSO refused" }, reply: { toolCalls: [{ name: "write", args: { filePath: "src/inside.md", content: "yes" } }] }, times: 1 },
+      { when: { toolResult: "rote" }, reply: { text: "Wrote src/inside.md." }, times: 1 },
+    ])
+    const root = await newSession(oc, "scope")
+    await prompt(oc, root, "scoped job")
+    const refused = await model.waitFor((r) => r.lastToolResult?.includes("NSO refused") ?? false)
+    expect(refused.lastToolResult).toContain('"outside.md" is outside your task\'s write scope (src/**)')
+    await model.waitFor((r) => r.lastUser.includes("Wrote src/inside.md") || (r.lastToolResult !== undefined && !r.lastToolResult.includes("NSO refused") && r.tools.includes("ask_user")))
+    await until(() => existsSync(join(oc.projectDir, "src/inside.md")), "the in-scope write")
+    expect(existsSync(join(oc.projectDir, "outside.md"))).toBe(false)
+  })
+
+  it("nso answer from another process reaches the waiting agent", async () => {
+    model.script([
+      { when: { user: "cli job" }, reply: { toolCalls: [{ name: "delegate", args: { agent: "builder", prompt: "cli asking job", title: "cli" } }] }, times: 1 },
+      { when: { toolResult: "Started task" }, reply: { text: "Started." }, times: 1 },
+      { when: { user: "cli asking job" }, reply: { toolCalls: [{ name: "ask_user", args: { question: "Which port?", timeout_ms: 60000 } }] }, times: 1 },
+      { when: { toolResult: "The user answered: 8080" }, reply: { text: "Using port 8080." }, times: 1 },
+      { when: { user: "Which port?" }, reply: { text: "The builder asks which port." } },
+    ])
+    const root = await newSession(oc, "cli")
+    await prompt(oc, root, "cli job")
+    const asked = await until(() => journal(oc).find((r) => r.e.type === "question.asked" && (r.e.question as { text: string }).text === "Which port?"), "question")
+    const qid = (asked.e.question as { id: string }).id
+    const cli = join(REPO, "dist/scripts/nso.js")
+    const listed = await run(process.execPath, [cli, "questions", "--dir", oc.projectDir, "--json"])
+    expect(JSON.parse(listed.stdout).map((q: { id: string }) => q.id)).toContain(qid)
+    await run(process.execPath, [cli, "answer", qid, "8080", "--dir", oc.projectDir])
+    await model.waitFor((r) => r.lastToolResult?.includes("The user answered: 8080") ?? false)
+  })
+})
