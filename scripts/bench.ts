@@ -1,11 +1,12 @@
 #!/usr/bin/env node
 /**
  * `npm run bench`: prints a table of NSO's figures. Nothing here asserts; compare with README.
- * Sections: buffer, router, journal, hooks (in-process); start (a real OpenCode server).
+ * Sections: buffer, router, journal, hooks (in-process); start, delegation (a real OpenCode server).
  * Run with `--only <section>` to run one.
  */
 import { bufferBench, journalBench, memoryBench, routerBench } from "./bench/core.js"
 import { hookBench, startBench } from "./bench/hooks.js"
+import { delegationBench } from "./bench/live.js"
 import { printTable, type Row } from "./bench/util.js"
 
 const sections: Record<string, () => Promise<Row[]>> = {
@@ -14,6 +15,7 @@ const sections: Record<string, () => Promise<Row[]>> = {
   journal: journalBench,
   hooks: hookBench,
   start: startBench,
+  delegation: async () => [...(await delegationBench({ snapshot: true })), ...(await delegationBench({ snapshot: false }))],
 }
 
 const only = process.argv.includes("--only") ? process.argv[process.argv.indexOf("--only") + 1] : undefined

@@ -3,12 +3,18 @@ import type { Runtime } from "../runtime.js"
 
 type EventHook = NonNullable<Hooks["event"]>
 
-/** Bus events → runtime: session lifecycle, activity, task completion. */
+/**
+ * Bus events → runtime: session lifecycle, activity, task completion. OpenCode hands events to
+ * plugins one after another, so slow work (anything that talks to OpenCode or the disk) is
+ * started here and not awaited: one task's completion never delays the next event.
+ */
 export function eventHook(rt: Runtime): EventHook {
+  const detach = (what: string, p: Promise<unknown>) =>
+    void p.catch((err) => rt.deps.log.log("error", `handling ${what} failed`, { error: err instanceof Error ? (err.stack ?? err.message) : String(err) }))
   return async ({ event }) => {
     switch (event.type) {
       case "session.created":
-        await rt.sessionCreated(event.properties.info.id, { parentId: event.properties.info.parentID, title: event.properties.info.title })
+        detach("session.created", rt.sessionCreated(event.properties.info.id, { parentId: event.properties.info.parentID, title: event.properties.info.title }))
         break
       case "session.updated":
         rt.registry.learn(event.properties.info.id, { parentId: event.properties.info.parentID, title: event.properties.info.title })
@@ -16,27 +22,40 @@ export function eventHook(rt: Runtime): EventHook {
       case "session.status": {
         const busy = event.properties.status.type !== "idle"
         rt.sessionBusy(event.properties.sessionID, busy)
-        if (!busy) await rt.tasks.onIdle(event.properties.sessionID)
+        if (!busy) detach("session.status", rt.tasks.onIdle(event.properties.sessionID))
         break
       }
       case "session.idle":
         rt.sessionBusy(event.properties.sessionID, false)
-        await rt.tasks.onIdle(event.properties.sessionID)
+        detach("session.idle", rt.tasks.onIdle(event.properties.sessionID))
         break
       case "session.error": {
         const sid = event.properties.sessionID
         const err = event.properties.error as { name?: string; data?: { message?: string } } | undefined
-        if (sid && err) await rt.tasks.onError(sid, { name: err.name ?? "Error", message: err.data?.message ?? err.name ?? "unknown error" })
+        if (sid && err) detach("session.error", rt.tasks.onError(sid, { name: err.name ?? "Error", message: err.data?.message ?? err.name ?? "unknown error" }))
         break
       }
-      case "message.part.updated":
-        rt.tasks.touch(event.properties.part.sessionID)
+      case "message.part.updated": {
+        const part = event.properties.part
+        rt.tasks.touch(part.sessionID)
+        if (part.type === "text" && !part.synthetic) rt.tasks.observeText(part.sessionID, part.messageID, part.id, part.text)
         break
-      case "message.updated":
-        rt.tasks.touch(event.properties.info.sessionID)
+      }
+      case "message.updated": {
+        const info = event.properties.info
+        rt.tasks.touch(info.sessionID)
+        if (info.role === "assistant") {
+          const err = info.error as { name: string; data?: { message?: string } } | undefined
+          rt.tasks.observeAssistant(info.sessionID, info.id, {
+            completed: info.time.completed !== undefined || err !== undefined,
+            createdAt: info.time.created,
+            ...(err ? { error: { name: err.name, message: err.data?.message ?? err.name, aborted: err.name === "MessageAbortedError" } } : {}),
+          })
+        }
         break
+      }
       case "session.deleted":
-        await rt.sessionDeleted(event.properties.info.id)
+        detach("session.deleted", rt.sessionDeleted(event.properties.info.id))
         break
     }
   }

@@ -1,6 +1,6 @@
 import { join } from "node:path"
 import PQueue from "p-queue"
-import type { Deps, TimerHandle } from "../deps.js"
+import type { AssistantOutcome, Deps, TimerHandle } from "../deps.js"
 import type { LiveState } from "../journal/state.js"
 import type { TaskOptions } from "../options.js"
 import { IdPrefix, TERMINAL_TASK_STATUSES, type Envelope, type JournalEvent, type Task, type TaskStatus } from "../protocol.js"
@@ -62,6 +62,8 @@ export class TaskManager {
   /** Tasks that hold their write scope: claimed synchronously, so two starts cannot both pass. */
   private claimed = new Set<string>()
   private launches = 0
+  /** The latest assistant message of each running task's session, fed by events. */
+  private replies = new Map<string, { messageId: string; outcome: AssistantOutcome; parts: Map<string, string> }>()
 
   constructor(
     private readonly deps: Pick<Deps, "clock" | "timers" | "ids" | "host" | "log" | "fs">,
@@ -279,13 +281,40 @@ export class TaskManager {
 
   // ----- completion ---------------------------------------------------------------------------
 
+  /** An assistant message of a task's session was created or changed (from events). */
+  observeAssistant(sessionId: string, messageId: string, outcome: Omit<AssistantOutcome, "text">): void {
+    if (!this.bySession.has(sessionId)) return
+    let r = this.replies.get(sessionId)
+    if (!r || r.messageId !== messageId) {
+      if (r && outcome.createdAt < r.outcome.createdAt) return
+      r = { messageId, outcome: { ...outcome, text: "" }, parts: new Map() }
+      this.replies.set(sessionId, r)
+    }
+    r.outcome = { ...outcome, text: r.outcome.text }
+  }
+
+  /** A text part of a task's session changed (from events); synthetic parts are not the agent's words. */
+  observeText(sessionId: string, messageId: string, partId: string, text: string): void {
+    const r = this.replies.get(sessionId)
+    if (!r || r.messageId !== messageId) return
+    r.parts.set(partId, text)
+    r.outcome.text = [...r.parts.values()].join("\n").trim()
+  }
+
+  /** The last assistant message: from events if seen, else asked of OpenCode (e.g. after a restart). */
+  private async lastReply(sessionId: string): Promise<AssistantOutcome | undefined> {
+    const r = this.replies.get(sessionId)
+    if (r?.outcome.completed) return r.outcome
+    return this.deps.host.lastAssistant(sessionId)
+  }
+
   /** The child went idle (or the sweep found it idle): confirm against its last message. */
   async onIdle(sessionId: string): Promise<void> {
     const task = this.bySessionId(sessionId)
     if (!task || !isLive(task.status) || task.status === "waiting_for_answer" || this.confirming.has(task.id)) return
     this.confirming.add(task.id)
     try {
-      const last = await this.deps.host.lastAssistant(sessionId)
+      const last = await this.lastReply(sessionId)
       const t = this.get(task.id)!
       if (!isLive(t.status) || !last || !last.completed) return
       if (last.error) {
@@ -328,6 +357,7 @@ export class TaskManager {
     await this.update(id, { status, ...out, lastActivityAt: this.deps.clock.now() })
     this.unwatch(id)
     this.claimed.delete(id)
+    if (t.sessionId) this.replies.delete(t.sessionId)
     const done = this.get(id)!
     const e = this.ends.get(id)
     this.ends.delete(id)

@@ -7,14 +7,14 @@ const z = tool.schema
 /** Hands work to a background agent; returns the task id at once. */
 export function delegateTool(rt: Runtime) {
   return tool({
-    description: `Start a background task: another agent works on it while you keep talking with the user. Returns the task id at once; the result arrives later as an [NSO …] message. Agents: ${[...rt.agents().keys()].join(", ")}.`,
+    description: `Start a background task; returns its id at once, the result comes later as an [NSO] message. Agents: ${[...rt.agents().keys()].join(", ")}`,
     args: {
-      agent: z.string().describe("Which agent does the work"),
-      prompt: z.string().describe("Complete, self-contained instructions"),
-      title: z.string().optional().describe("Short title"),
+      agent: z.string(),
+      prompt: z.string().describe("Self-contained instructions"),
+      title: z.string().optional(),
       priority: z.enum(["low", "medium", "high"]).optional(),
-      scope: z.array(z.string()).optional().describe("Path globs the task may write to"),
-      depends_on: z.array(z.string()).optional().describe("Task ids to finish first; their results are handed in"),
+      scope: z.array(z.string()).optional().describe("Writable path globs"),
+      depends_on: z.array(z.string()).optional().describe("Task ids whose results it needs"),
     },
     async execute(args, ctx) {
       try {

@@ -8,13 +8,12 @@ const z = tool.schema
 /** Read or update the project's shared goal, status and notes. */
 export function projectContextTool(rt: Runtime) {
   return tool({
-    description:
-      "Read or update the project's shared context (goal, status, notes) that the user and every agent see. action=get reads; action=update sets goal/status and/or appends a note.",
+    description: "Shared project goal, status and notes: get, or update (note appends).",
     args: {
-      action: z.enum(["get", "update"]).describe("get: read the context; update: change it"),
-      goal: z.string().max(2000).optional().describe("New project goal (update only)"),
-      status: z.string().max(2000).optional().describe("New project status (update only)"),
-      note: z.string().max(4000).optional().describe("A note to append (update only)"),
+      action: z.enum(["get", "update"]),
+      goal: z.string().max(2000).optional(),
+      status: z.string().max(2000).optional(),
+      note: z.string().max(4000).optional(),
     },
     async execute(args, ctx) {
       const path = contextPath(rt.projectDir, rt.options.stateDir)

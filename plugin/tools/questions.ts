@@ -7,10 +7,10 @@ const z = tool.schema
 /** The Oracle passes the user's answer back to the agent that asked. */
 export function answerTool(rt: Runtime) {
   return tool({
-    description: "Pass the user's answer to a background agent's question (the q_… id from its [NSO …] header).",
+    description: "Give the user's answer to an agent's question (q_… id).",
     args: {
-      question_id: z.string().describe("The q_… id"),
-      answer: z.string().describe("The user's answer"),
+      question_id: z.string(),
+      answer: z.string(),
     },
     async execute(args) {
       try {
@@ -26,12 +26,12 @@ export function answerTool(rt: Runtime) {
 /** A background agent asks the user (through the Oracle) and waits. */
 export function askUserTool(rt: Runtime) {
   return tool({
-    description: "Ask the user a question and wait for the answer. Use when a decision only the user can make blocks you.",
+    description: "Ask the user when only they can decide; waits for the answer.",
     args: {
-      question: z.string().min(1).describe("One clear question"),
-      urgency: z.enum(["normal", "urgent"]).optional().describe("urgent: the user is interrupted sooner"),
-      options: z.array(z.string()).optional().describe("Likely answers, if there are a few"),
-      timeout_ms: z.number().int().min(1000).max(86_400_000).optional().describe("How long to wait"),
+      question: z.string().min(1),
+      urgency: z.enum(["normal", "urgent"]).optional(),
+      options: z.array(z.string()).optional(),
+      timeout_ms: z.number().int().min(1000).max(86_400_000).optional(),
     },
     async execute(args, ctx) {
       try {

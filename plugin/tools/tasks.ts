@@ -10,8 +10,8 @@ const z = tool.schema
 /** The task board of this session's tree, or one task. */
 export function tasksTool(rt: Runtime) {
   return tool({
-    description: "List the background tasks you started (status, agent, age, pending question, result), or one task by id.",
-    args: { id: z.string().optional().describe("One task id; omit for all") },
+    description: "List your background tasks, or one by id.",
+    args: { id: z.string().optional() },
     async execute(args, ctx) {
       try {
         const now = rt.deps.clock.now()
@@ -32,10 +32,10 @@ export function tasksTool(rt: Runtime) {
 /** The full result of a task; waits a bounded time if it is still running. */
 export function taskResultTool(rt: Runtime) {
   return tool({
-    description: "Get a background task's full result. If it is still running, wait up to wait_ms (default 0, max 120000) and then report its status.",
+    description: "A task's full result; if running, waits up to wait_ms (max 120000).",
     args: {
-      id: z.string().describe("Task id"),
-      wait_ms: z.number().int().min(0).max(120_000).optional().describe("How long to wait for it to finish"),
+      id: z.string(),
+      wait_ms: z.number().int().min(0).max(120_000).optional(),
     },
     async execute(args, ctx) {
       try {
@@ -62,8 +62,8 @@ export function taskResultTool(rt: Runtime) {
 /** Cancels a task and everything it started. */
 export function taskCancelTool(rt: Runtime) {
   return tool({
-    description: "Cancel a background task and every task it started.",
-    args: { id: z.string().describe("Task id") },
+    description: "Cancel a task and all it started.",
+    args: { id: z.string() },
     async execute(args) {
       try {
         const t = rt.tasks.get(args.id)

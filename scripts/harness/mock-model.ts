@@ -53,6 +53,8 @@ export interface RecordedRequest {
   tools: string[]
   /** Size in bytes of the tools array as sent. */
   toolBytes: number
+  /** Size in bytes of each tool's definition, by name. */
+  toolSizes: Record<string, number>
   lastUser: string
   lastToolResult?: string
   messages: ChatMessage[]
@@ -149,6 +151,7 @@ export class MockModel {
       system,
       tools,
       toolBytes: Buffer.byteLength(JSON.stringify(body.tools ?? [])),
+      toolSizes: Object.fromEntries((body.tools ?? []).map((t) => [t.function.name, Buffer.byteLength(JSON.stringify(t))])),
       lastUser,
       lastToolResult,
       messages: body.messages,
