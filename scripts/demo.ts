@@ -1,49 +1,100 @@
 #!/usr/bin/env node
 /**
- * `npm run demo`: a real OpenCode server with NSO and a scripted model on 127.0.0.1, playing a
- * short story through the SDK, then a timeline of what each party saw.
+ * `npm run demo`: the whole NSO story on a real `opencode serve` with a scripted model on
+ * 127.0.0.1. The user asks, the Oracle delegates, the user keeps talking, the Builder's question
+ * waits for the user's pause, is answered, and the result arrives. Then a timeline of what each
+ * party saw: the user, the Oracle, the Builder, and NSO.
  */
 import { join } from "node:path"
-import { MockModel } from "./harness/mock-model.js"
-import { cleanup, readJsonl, startOpencode } from "./harness/opencode.js"
+import { MockModel, type RecordedRequest } from "./harness/mock-model.js"
+import { cleanup, readJsonl, startOpencode, type RunningOpencode } from "./harness/opencode.js"
 
+type Rec = { t: number; e: { type: string; [k: string]: unknown } }
 const t0 = Date.now()
 const timeline: { at: number; who: string; what: string }[] = []
-const note = (who: string, what: string) => timeline.push({ at: Date.now() - t0, who, what })
+const note = (who: string, what: string, at = Date.now()) => timeline.push({ at: at - t0, who, what })
+const short = (s: string, n = 90) => (s.length > n ? s.slice(0, n - 1) + "…" : s).replace(/\n/g, " ⏎ ")
 
 const model = new MockModel()
 await model.start()
 model.script([
-  { when: { user: "remember our goal" }, reply: { toolCalls: [{ name: "project_context", args: { action: "update", goal: "Ship the login page", note: "Kick-off with the user" } }] }, times: 1 },
-  { when: { toolResult: "Updated." }, reply: { text: "Noted: our goal is to ship the login page." } },
+  // The Oracle hands the work to the Builder and keeps the conversation going.
+  { when: { user: "build the login page" }, reply: { toolCalls: [{ name: "delegate", args: { agent: "builder", prompt: "Build the login page: form, validation, session handling.", title: "login page" } }] }, times: 1 },
+  { when: { toolResult: "Started task" }, reply: { text: "I've asked the Builder to build the login page. Anything else meanwhile?" }, times: 1 },
+  { when: { user: "test command" }, reply: { text: "Tests run with `npm test`; the e2e part starts a real server.", delayMs: 800 }, times: 1 },
+  // The Builder needs a decision only the user can make.
+  { when: { user: "Build the login page" }, reply: { toolCalls: [{ name: "ask_user", args: { question: "Where should sessions be stored?", options: ["Postgres", "Redis"] } }] }, times: 1 },
+  // The question reaches the Oracle at the pause; it asks the user in its own words.
+  { when: { userMatch: "question (q_\\w+)\\]" }, reply: { text: "The Builder asks: where should login sessions be stored — Postgres or Redis?" }, times: 1 },
+  // The user answers; the Oracle passes it back with the id from the header.
+  { when: { user: "Postgres", anyMatch: "question (q_\\w+)\\]" }, reply: { toolCalls: [{ name: "answer", args: { question_id: "$1", answer: "Postgres" } }] }, times: 1 },
+  { when: { toolResult: "recorded and sent" }, reply: { text: "Passed on: Postgres." }, times: 1 },
+  { when: { toolResult: "The user answered: Postgres" }, reply: { text: "Login page built: form with validation, sessions stored in Postgres, 12 tests passing." }, times: 1 },
+  { when: { user: "Login page built" }, reply: { text: "The Builder is done: the login page is built, sessions live in Postgres, 12 tests pass." }, times: 1 },
 ])
-note("demo", `scripted model on ${model.url}`)
-const oc = await startOpencode({ modelUrl: model.url, files: { ".opencode/context/00_meta/tech-stack.md": "# Tech stack\nTypeScript, Node 20, vitest.\n" } })
-note("demo", `opencode serve on ${oc.url}, project ${oc.projectDir}`)
+
+let oc: RunningOpencode | undefined
 try {
-  const session = (await oc.client.session.create({ body: { title: "Demo" } })).data!
-  note("user", "remember our goal: ship the login page")
-  await oc.client.session.prompt({ path: { id: session.id }, body: { parts: [{ type: "text", text: "remember our goal: ship the login page" }] } })
-  const first = model.requests.find((r) => !r.isTitle)!
-  note("oracle", `model request 1: system prompt ${first.system.length} chars, memory loaded: ${first.system.includes("Tech stack")}, tools: ${first.tools.length}`)
-  for (const r of model.requests.filter((r) => !r.isTitle)) note("oracle", r.reply.toolCalls ? `calls ${r.reply.toolCalls.map((c) => c.name).join(", ")}` : `says: ${r.reply.text}`)
-  // An agent's message, injected the way NSO injects (synthetic part + metadata): tagged agent.
-  await oc.client.session.prompt({
-    path: { id: session.id },
-    body: { noReply: true, parts: [{ type: "text", text: "[NSO · builder · status]\nScaffolded the login form.", synthetic: true, metadata: { nso: { source: "agent", from: "builder", kind: "status", ids: [] } } }] },
+  oc = await startOpencode({
+    modelUrl: model.url,
+    nso: { buffer: { pauseMs: 1500 } },
+    files: { ".opencode/context/00_meta/tech-stack.md": "# Tech stack\nTypeScript, Node 20, vitest.\n" },
   })
-  note("builder", "status injected: Scaffolded the login form.")
-  await new Promise((r) => setTimeout(r, 300))
-  for (const e of readJsonl(join(oc.projectDir, ".opencode/nso/init.log")) as { session: string; created: string[]; steps: { step: string; ms: number }[] }[])
-    note("nso", `init ${e.session}: ${e.steps.map((s) => `${s.step} ${s.ms} ms`).join(", ")}${e.created.length ? `; created ${e.created.join(", ")}` : ""}`)
-  for (const r of readJsonl(join(oc.projectDir, ".opencode/nso/journal.jsonl")) as { e: { type: string; source?: string; from?: string } }[])
-    if (r.e.type === "message.classified") note("nso", `classified a message: source=${r.e.source} from=${r.e.from}`)
-  for (const l of readJsonl(join(oc.projectDir, ".opencode/nso/log.jsonl")) as { tool: string; agent: string; ok: boolean; durationMs: number }[])
-    note("nso", `tool log: ${l.agent} ran ${l.tool} (${l.ok ? "ok" : "error"}, ${l.durationMs} ms)`)
+  note("demo", `scripted model on ${model.url}; opencode serve on ${oc.url}`)
+  const client = oc.client
+  const session = (await client.session.create({ body: { title: "NSO demo" } })).data!.id
+  const say = async (text: string) => {
+    note("user", text)
+    await client.session.prompt({ path: { id: session }, body: { agent: "oracle", parts: [{ type: "text", text } ] } })
+  }
+  /** Waits until the Oracle's session is idle (the Builder may still be working). */
+  const idle = async () => {
+    for (let i = 0; i < 600; i++) {
+      const r = await client.session.status()
+      const st = (r.data ?? {})[session] as { type: string } | undefined
+      if (!st || st.type === "idle") return
+      await new Promise((r) => setTimeout(r, 50))
+    }
+  }
+
+  await say("Please build the login page.")
+  await say("Meanwhile, what is our test command?")
+  // The user reads; the pause lets the Builder's question through.
+  await model.waitFor((r) => /question q_\w+\]/.test(r.lastUser), 30_000)
+  await idle()
+  await say("Postgres.")
+  await model.waitFor((r) => r.lastUser.includes("Login page built"), 30_000)
+  await idle()
+
+  // What each party saw.
+  const who = (r: RecordedRequest) => (r.system.includes("Task isolation (NSO)") ? "builder" : "oracle")
+  for (const r of model.requests.filter((r) => !r.isTitle)) {
+    const saw = r.lastToolResult !== undefined ? `tool result: ${short(r.lastToolResult)}` : short(r.lastUser)
+    note(who(r), `sees ${saw}`, r.at)
+    const did = r.reply.toolCalls ? `calls ${r.reply.toolCalls.map((c) => `${c.name}(${short(JSON.stringify(c.args), 70)})`).join(", ")}` : `says: ${short(r.reply.text ?? "")}`
+    note(who(r), did, r.respondedAt || r.at)
+  }
+  for (const r of readJsonl(join(oc.projectDir, ".opencode/nso/journal.jsonl")) as Rec[]) {
+    const e = r.e
+    if (e.type === "task.created") note("nso", `task ${(e.task as { id: string }).id} created for ${(e.task as { agent: string }).agent}`, r.t)
+    else if (e.type === "task.updated" && (e.patch as { status?: string }).status) note("nso", `task ${String(e.id)} → ${(e.patch as { status: string }).status}`, r.t)
+    else if (e.type === "question.asked") note("nso", `question ${(e.question as { id: string }).id} from ${(e.question as { from: string }).from} journaled`, r.t)
+    else if (e.type === "message.buffered") {
+      const env = e.envelope as { kind: string; from: string; priority: string }
+      note("nso", `buffered ${env.kind} from ${env.from} (${env.priority}) — held until the user pauses`, r.t)
+    } else if (e.type === "delivery.started") note("nso", `user paused: delivering ${(e.ids as string[]).length} message(s) to the Oracle`, r.t)
+    else if (e.type === "question.answered") note("nso", `question ${String(e.id)} answered by ${String(e.by)}: ${String(e.answer)}`, r.t)
+    else if (e.type === "message.classified" && e.sessionId === session) note("nso", `tagged a message in the Oracle's session: source=${String(e.source)} from=${String(e.from)}`, r.t)
+  }
+} catch (err) {
+  console.error(`demo failed: ${err instanceof Error ? err.message : String(err)}`)
+  if (oc) console.error(oc.logs().slice(-2000))
+  process.exitCode = 1
 } finally {
-  await oc.stop()
+  await oc?.stop()
   await model.stop()
-  cleanup(join(oc.projectDir, ".."))
+  if (oc) cleanup(join(oc.projectDir, ".."))
 }
-console.log("\nNSO demo — what each party saw\n")
-for (const e of timeline.sort((a, b) => a.at - b.at)) console.log(`${String(e.at).padStart(6)} ms  ${e.who.padEnd(8)} ${e.what}`)
+
+console.log("\nNSO demo — what each party saw (ms since start)\n")
+for (const e of timeline.sort((a, b) => a.at - b.at)) console.log(`${String(e.at).padStart(6)}  ${e.who.padEnd(8)} ${e.what}`)
