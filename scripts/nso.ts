@@ -48,9 +48,9 @@ function loadProjectOptions(dir: string): { stateDir: string; contextDir: string
 }
 
 /** Appends one event durably, as one more writer of the journal. */
-async function appendOne(dir: string, event: JournalEvent): Promise<void> {
+async function appendOne(ctx: Ctx, event: JournalEvent): Promise<void> {
   // Never compacts from here: the server owns compaction.
-  const { journal } = await Journal.open(deps, nsoReducer, { dir, maxBytes: Number.MAX_SAFE_INTEGER })
+  const { journal } = await Journal.open(deps, nsoReducer, { dir: join(ctx.dir, ctx.stateDir), maxBytes: Number.MAX_SAFE_INTEGER })
   try {
     await journal.append(event)
   } finally {
@@ -174,14 +174,13 @@ const commands: Record<string, Command> = {
     async run(ctx, { positionals }) {
       const [id, ...words] = positionals
       if (!id || !words.length) throw new UsageError("give the question id and the answer, e.g. nso answer q_abc123 use PostgreSQL")
-      const dir = join(ctx.dir, ctx.stateDir)
-      const { state: s } = await Journal.read(deps, nsoReducer, dir)
+      const { state: s } = await state(ctx)
       const q = s.questions.get(id)
       if (!q) throw new UsageError(`no question "${id}". Open: ${[...s.questions.values()].filter((x) => x.status === "open").map((x) => x.id).join(", ") || "none"}`)
       if (q.status === "answered") throw new UsageError(`question ${id} was already answered (${q.answeredBy}: ${q.answer})`)
       const answer = words.join(" ")
       // The server running the task follows the journal and delivers the answer.
-      await appendOne(dir, { type: "question.answered", id, answer, by: "user (cli)" })
+      await appendOne(ctx, { type: "question.answered", id, answer, by: "user (cli)" })
       if (ctx.json) return { id, answer, recorded: true }
       ctx.out(`Answer to ${id} recorded; the running OpenCode server passes it to ${q.from}.`)
       return undefined
@@ -193,12 +192,11 @@ const commands: Record<string, Command> = {
     async run(ctx, { positionals }) {
       const [id] = positionals
       if (!id) throw new UsageError("give the task id, e.g. nso cancel tsk_abc123 (see nso tasks)")
-      const dir = join(ctx.dir, ctx.stateDir)
-      const { state: s } = await Journal.read(deps, nsoReducer, dir)
+      const { state: s } = await state(ctx)
       const t = s.tasks.get(id)
       if (!t) throw new UsageError(`no task "${id}" (see nso tasks)`)
       if (TERMINAL_TASK_STATUSES.has(t.status)) throw new UsageError(`task ${id} already ended ${t.status}`)
-      await appendOne(dir, { type: "task.cancel_requested", id, by: "user (cli)" })
+      await appendOne(ctx, { type: "task.cancel_requested", id, by: "user (cli)" })
       if (ctx.json) return { id, requested: true }
       ctx.out(`Cancellation of ${id} requested; the running OpenCode server stops it and everything it started.`)
       return undefined

@@ -54,6 +54,15 @@ const RANK: Record<Priority, number> = { urgent: 0, high: 1, medium: 2, low: 3 }
 const droppable = (e: Envelope) => !UNDROPPABLE_KINDS.has(e.kind)
 const expired = (e: Envelope, now: number) => e.expiresAt !== undefined && e.expiresAt <= now
 
+/**
+ * The buffer is full and nothing has expired: drop the least valuable held message (`victim`),
+ * refuse the newcomer, or — when both must be kept — exceed the bound.
+ */
+function overflow(victim: Envelope | undefined, incoming: Envelope): "drop-victim" | "refuse" | "exceed" {
+  if (victim && (RANK[victim.priority] >= RANK[incoming.priority] || !droppable(incoming))) return "drop-victim"
+  return droppable(incoming) ? "refuse" : "exceed"
+}
+
 /** Applies the low-priority TTL to a message that has no expiry of its own. */
 function withTtl(e: Envelope, lowTtlMs: number): Envelope {
   return e.priority === "low" && e.expiresAt === undefined ? { ...e, expiresAt: e.time + lowTtlMs } : e
@@ -138,13 +147,12 @@ export class PriorityBuffer implements MessageBuffer {
       dropped = this.expire(now)
       if (this.index.size >= this.opts.maxSize) {
         const victim = this.victim()
-        if (victim && (RANK[victim.priority] >= RANK[env.priority] || !droppable(env))) {
-          this.remove([victim.id])
-          dropped.push({ envelope: victim, reason: "overflow" })
-        } else if (droppable(env)) {
-          return { accepted: false, dropped: [...dropped, { envelope: withTtl(env, this.opts.lowTtlMs), reason: "overflow" }] }
+        const what = overflow(victim, env)
+        if (what === "refuse") return { accepted: false, dropped: [...dropped, { envelope: withTtl(env, this.opts.lowTtlMs), reason: "overflow" }] }
+        if (what === "drop-victim") {
+          this.remove([victim!.id])
+          dropped.push({ envelope: victim!, reason: "overflow" })
         }
-        // Otherwise the newcomer is undroppable and nothing else may go: exceed the bound.
       }
     }
     const lane = RANK[env.priority]
@@ -249,11 +257,11 @@ export class SortedArrayBuffer implements MessageBuffer {
         const candidates = this.items.filter((i) => droppable(i.env))
         candidates.sort((a, b) => RANK[b.env.priority] - RANK[a.env.priority] || a.n - b.n)
         const victim = candidates[0]?.env
-        if (victim && (RANK[victim.priority] >= RANK[env.priority] || !droppable(env))) {
-          this.remove([victim.id])
-          dropped.push({ envelope: victim, reason: "overflow" })
-        } else if (droppable(env)) {
-          return { accepted: false, dropped: [...dropped, { envelope: env, reason: "overflow" }] }
+        const what = overflow(victim, env)
+        if (what === "refuse") return { accepted: false, dropped: [...dropped, { envelope: env, reason: "overflow" }] }
+        if (what === "drop-victim") {
+          this.remove([victim!.id])
+          dropped.push({ envelope: victim!, reason: "overflow" })
         }
       }
     }
