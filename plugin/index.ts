@@ -16,6 +16,7 @@ import { CONFIG_DIR } from "./paths.js"
 import { fileLogger, Runtime } from "./runtime.js"
 import { projectContextTool } from "./tools/project-context.js"
 import { commandHook } from "./hooks/command.js"
+import { paramsHook } from "./hooks/params.js"
 import { delegateTool } from "./tools/delegate.js"
 import { answerTool, askUserTool } from "./tools/questions.js"
 import { taskCancelTool, taskResultTool, tasksTool } from "./tools/tasks.js"
@@ -102,6 +103,7 @@ export const NsoPlugin: Plugin = async (input, pluginOptions) => {
     event: g("event", eventHook(rt)),
     config: g("config", configHook(rt)),
     "chat.message": g("chat.message", chatMessageHook(rt)),
+    "chat.params": g("chat.params", paramsHook(rt)),
     "tool.execute.before": g("tool.execute.before", toolBeforeHook(rt)),
     "tool.execute.after": g("tool.execute.after", toolAfterHook(rt)),
     "experimental.chat.system.transform": g("system.transform", systemHook(rt)),

@@ -77,16 +77,12 @@ export const TaskOptions = z
   .prefault({})
 export type TaskOptions = z.infer<typeof TaskOptions>
 
-export const AgentOverride = z
+export const KnowledgeOptions = z
   .object({
-    description: z.string().min(1).optional(),
-    mode: z.enum(["primary", "subagent", "all"]).optional(),
-    model: z.string().optional(),
-    prompt: z.string().min(1).optional(),
-    delegates: z.boolean().optional(),
-    permission: z.record(z.string(), z.unknown()).optional(),
+    budgetChars: z.number().int().positive().default(6_000).describe("Most characters of matching runbooks added to an agent's system prompt"),
   })
   .strict()
+  .prefault({})
 
 export const Options = z
   .object({
@@ -98,8 +94,11 @@ export const Options = z
     router: RouterOptions,
     init: InitOptions,
     tasks: TaskOptions,
-    /** Agent profiles to add or override (name → fields), merged over the shipped ones. */
-    agents: z.record(z.string(), AgentOverride).default({}),
+    /** Agent profiles to add or override (name → profile fields), over config/agents and .opencode/nso/agents. */
+    agents: z.record(z.string(), z.record(z.string(), z.unknown())).default({}),
+    /** Model tiers profiles may name instead of a model, e.g. `{ fast: "anthropic/claude-haiku-4-5" }`. */
+    models: z.object({ fast: z.string().optional(), strong: z.string().optional() }).strict().default({}),
+    knowledge: KnowledgeOptions,
   })
   .strict()
 export type Options = z.infer<typeof Options>

@@ -15,7 +15,10 @@ import { appendProgress, sessionSummary } from "./session/close.js"
 import { SessionInit } from "./session/init.js"
 import { SessionRegistry } from "./session/registry.js"
 import { ToolLog } from "./telemetry/tool-log.js"
-import { BUILTIN_PROFILES, Profile, promptTools } from "./agents/profiles.js"
+import { promptTools, toolVerdict, type Profile } from "./agents/profiles.js"
+import { loadProfiles, promptSuffix, type LoadedProfiles } from "./agents/load.js"
+import { KnowledgeIndex } from "./agents/knowledge.js"
+import { CONFIG_DIR } from "./paths.js"
 import { QuestionManager } from "./questions/manager.js"
 import { TaskManager, type AgentInfo } from "./tasks/manager.js"
 import { inScope, projectPath, scopesOverlap, WRITE_TOOLS, writeTargets } from "./tasks/scope.js"
@@ -35,7 +38,11 @@ export class Runtime {
   readonly tasks: TaskManager
   readonly questions: QuestionManager
   readonly profiles: Map<string, Profile>
+  readonly profileOrigins: Map<string, Record<string, string>>
+  readonly knowledge: KnowledgeIndex
   private suggestions = new Map<string, IntentSuggestion>()
+  /** Problems found while loading profiles (file, field, problem). */
+  profileProblems: string[] = []
   private closed = new Set<string>()
   private disposed = false
 
@@ -46,14 +53,18 @@ export class Runtime {
     readonly journal: Journal<LiveState>,
     readonly state: LiveState,
     readonly replay: ReplayReport,
+    loaded: LoadedProfiles,
+    knowledge: KnowledgeIndex,
   ) {
+    this.profiles = loaded.profiles
+    this.profileOrigins = loaded.origins
+    this.knowledge = knowledge
     this.registry = new SessionRegistry(deps)
     this.intents = createIntentMonitor(options.router.intents)
     this.deliverer = new Deliverer(deps, options.buffer, this.registry, {
       write: (e) => this.write(e),
       runningTasks: (sid) => this.runningTasks(sid),
     })
-    this.profiles = resolveProfiles(options, deps)
     const headerGuide = readTemplate("nso_headers.md")
     const isolation = readTemplate("task_isolation_header.md")
     const renderIsolation = (task: Task) =>
@@ -99,7 +110,13 @@ export class Runtime {
     })
     if (report.corrupt || report.torn)
       deps.log.log("warn", "journal had damaged lines; they were skipped", { corrupt: report.corrupt, torn: report.torn })
-    const rt = new Runtime(deps, projectDir, options, journal, state, report)
+    const loaded = await loadProfiles(deps, { shipped: join(CONFIG_DIR, "agents"), project: join(projectDir, options.stateDir, "agents") }, options.agents)
+    for (const p of loaded.problems) deps.log.log("error", `agent profile problem (that definition is left out): ${p}`)
+    if (loaded.problems.length)
+      void deps.host.toast(`NSO agent profiles: ${loaded.problems[0]}${loaded.problems.length > 1 ? ` (+${loaded.problems.length - 1} more)` : ""}`, "error").catch(() => {})
+    const knowledge = await KnowledgeIndex.build(deps, projectDir, loaded.profiles)
+    const rt = new Runtime(deps, projectDir, options, journal, state, report, loaded, knowledge)
+    rt.profileProblems = loaded.problems
     await rt.deliverer.restore(state.pending.values(), [...state.inDoubt.entries()], state.inDoubtEnvelopes)
     return rt
   }
@@ -127,8 +144,31 @@ export class Runtime {
   /** Agents background work can be delegated to: name → concurrency key and prompt tools. */
   agents(): Map<string, AgentInfo> {
     const out = new Map<string, AgentInfo>()
-    for (const [name, p] of this.profiles) if (p.mode !== "primary") out.set(name, { key: p.model ?? "default", tools: promptTools(p) })
+    for (const [name, p] of this.profiles) if (p.mode !== "primary") out.set(name, { key: this.modelOf(p) ?? "default", tools: promptTools(p) })
     return out
+  }
+
+  /** A profile's model: a `provider/model` as given, a tier through the `models` option, else OpenCode's default. */
+  modelOf(p: Profile): string | undefined {
+    if (!p.model) return undefined
+    if (p.model === "fast" || p.model === "strong") return this.options.models[p.model]
+    return p.model
+  }
+
+  /** The full prompt of a profile: its template (or inline text) plus style and escalation guidance. */
+  promptOf(p: Profile): string {
+    const base = /^[\w./-]+\.md$/.test(p.prompt) ? readTemplate(p.prompt) : p.prompt
+    return `${base}\n\n${promptSuffix(p)}`
+  }
+
+  /** NSO's own check of a profile's tool rules (OpenCode's permissions say the same where they can). */
+  refuseTool(sessionId: string, tool: string): string | undefined {
+    const agent = this.registry.get(sessionId).agent
+    const p = agent ? this.profiles.get(agent) : undefined
+    if (!p) return undefined
+    const v = toolVerdict(p, tool)
+    if (v.ok) return undefined
+    return `NSO refused ${tool}: the ${agent} agent may not use it — ${v.why}. Do not retry it. Continue with the tools you have, or report what needs doing so an agent that may do it can be given the task.`
   }
 
   /** Records another process (the CLI) appended: act on what concerns this server. */
@@ -215,6 +255,8 @@ export class Runtime {
     const c = classify({ sessionId, parentSessionId: info.parentId, parentAgent: parent?.agent, parts })
     if (agent) info.agent = agent
     info.counts[c.source]++
+    const said = parts.map((p) => p.text).join("\n").trim()
+    if (said) info.lastText = said
     if (c.source === "user" && !info.parentId) {
       // The human spoke: hold agent messages until the next pause.
       info.lastUserMessageAt = this.deps.clock.now()
@@ -240,6 +282,11 @@ export class Runtime {
 
   async system(sessionId: string): Promise<string[]> {
     const out = await this.init.systemFor(sessionId)
+    const info = this.registry.get(sessionId)
+    if (info.agent && info.lastText) {
+      const k = this.knowledge.select(info.agent, info.lastText, this.options.knowledge.budgetChars)
+      if (k) out.push(k.text)
+    }
     const s = this.suggestions.get(sessionId)
     if (s) out.push(`NSO intent monitor: the user's last message matches the "${s.rule}" rule; the ${s.agent} agent may suit it.`)
     return out
@@ -289,18 +336,6 @@ export class Runtime {
       }
     }
   }
-}
-
-/** Shipped profiles with the options' overrides on top, field by field. */
-function resolveProfiles(options: Options, deps: Pick<Deps, "log">): Map<string, Profile> {
-  const out = new Map<string, Profile>()
-  const names = new Set([...Object.keys(BUILTIN_PROFILES), ...Object.keys(options.agents)])
-  for (const name of names) {
-    const r = Profile.safeParse({ ...BUILTIN_PROFILES[name], ...options.agents[name] })
-    if (r.success) out.set(name, r.data)
-    else deps.log.log("error", `agent profile "${name}" is invalid and was skipped`, { issues: r.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`) })
-  }
-  return out
 }
 
 function readTemplate(name: string): string {

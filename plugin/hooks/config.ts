@@ -1,5 +1,5 @@
 import type { Hooks } from "@opencode-ai/plugin"
-import { BACKGROUND_TOOLS, ORACLE_TOOLS, resolvePrompt, toolPermissions } from "../agents/profiles.js"
+import { BACKGROUND_TOOLS, ORACLE_TOOLS, permissionRules } from "../agents/profiles.js"
 import type { Runtime } from "../runtime.js"
 
 type ConfigHook = NonNullable<Hooks["config"]>
@@ -16,20 +16,27 @@ export const COMMANDS = {
   },
 } as const
 
-/** Registers NSO's agents (with tool exposure through permissions) and commands. */
+/**
+ * Registers every NSO profile as a real OpenCode agent. Tool rules become permissions (OpenCode
+ * ignores `tools` set here); the tool guard checks them again.
+ */
 export function configHook(rt: Runtime): ConfigHook {
   return async (config) => {
     config.agent ??= {}
     const agents = config.agent as Record<string, Record<string, unknown> | undefined>
     for (const [name, p] of rt.profiles) {
-      const background = p.mode !== "primary"
+      const model = rt.modelOf(p)
+      const mine = agents[name]
       agents[name] = {
-        ...agents[name],
+        ...mine,
         mode: p.mode,
         description: p.description,
-        prompt: resolvePrompt(p.prompt),
-        ...(p.model ? { model: p.model } : {}),
-        permission: { ...p.permission, ...toolPermissions(p, background), ...((agents[name]?.permission as object) ?? {}) },
+        prompt: rt.promptOf(p),
+        ...(model ? { model } : {}),
+        ...(p.temperature !== undefined ? { temperature: p.temperature } : {}),
+        ...(p.max_turns !== undefined ? { maxSteps: p.max_turns } : {}),
+        // The user's own opencode.json rules for this agent win over the profile's.
+        permission: { ...permissionRules(p, p.mode !== "primary"), ...((mine?.permission as object) ?? {}) },
       }
     }
     // OpenCode's own agents: primaries may delegate, nobody but NSO's background agents asks.

@@ -11,7 +11,7 @@ export function toolBeforeHook(rt: Runtime): Before {
     rt.toolLog.before(input.callID)
     rt.tasks.touch(input.sessionID)
     await rt.init.ensure(input.sessionID, "tool.execute")
-    const refusal = rt.refuseWrite(input.sessionID, input.tool, output.args)
+    const refusal = rt.refuseTool(input.sessionID, input.tool) ?? rt.refuseWrite(input.sessionID, input.tool, output.args)
     if (refusal) {
       void rt.toolLog.after({ callId: input.callID, sessionId: input.sessionID, agent: rt.registry.get(input.sessionID).agent, tool: input.tool, args: output.args, error: refusal })
       throw new Refusal(refusal)

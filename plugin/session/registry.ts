@@ -11,6 +11,8 @@ export interface SessionInfo {
   title?: string
   /** The agent of the latest prompt in this session. */
   agent?: string
+  /** Text of the latest message into this session (what knowledge is matched against). */
+  lastText?: string
   busy: boolean
   idleSince?: number
   lastUserMessageAt?: number
