@@ -10,8 +10,9 @@ import { createDeps } from "../plugin/deps.js"
 import { Journal } from "../plugin/journal/journal.js"
 import { nsoReducer, type LiveState } from "../plugin/journal/state.js"
 import { contextPath, formatContext, readContext, updateContext } from "../plugin/messaging/project-context.js"
-import { resolveOptions } from "../plugin/options.js"
-import { CONFIG_DIR } from "../plugin/paths.js"
+import { resolveOptions, type Options } from "../plugin/options.js"
+import { CONFIG_DIR, PACKAGE_ROOT } from "../plugin/paths.js"
+import { loadProfiles } from "../plugin/agents/load.js"
 import { TERMINAL_TASK_STATUSES, type JournalEvent } from "../plugin/protocol.js"
 import { taskLine } from "../plugin/tools/format.js"
 import { parse as parseYaml } from "yaml"
@@ -34,6 +35,25 @@ interface Command {
 }
 
 const deps = createDeps()
+
+function loadProjectOptionsFull(dir: string): Options {
+  const layer = (path: string) => {
+    try {
+      return { origin: path, value: parseYaml(readFileSync(path, "utf8")) ?? undefined }
+    } catch {
+      return { origin: path, value: undefined }
+    }
+  }
+  let inline: unknown
+  try {
+    const cfg = JSON.parse(readFileSync(join(dir, "opencode.json"), "utf8")) as { plugin?: unknown[] }
+    const entry = (cfg.plugin ?? []).find((p) => Array.isArray(p) && typeof p[0] === "string" && /nso/.test(p[0]))
+    inline = Array.isArray(entry) ? entry[1] : undefined
+  } catch {
+    inline = undefined
+  }
+  return resolveOptions([layer(join(CONFIG_DIR, "defaults.yaml")), layer(join(dir, ".opencode", "nso.yaml")), { origin: "opencode.json plugin options", value: inline }]).options
+}
 
 function loadProjectOptions(dir: string): { stateDir: string; contextDir: string } {
   const layer = (path: string) => {
@@ -199,6 +219,36 @@ const commands: Record<string, Command> = {
       await appendOne(ctx, { type: "task.cancel_requested", id, by: "user (cli)" })
       if (ctx.json) return { id, requested: true }
       ctx.out(`Cancellation of ${id} requested; the running OpenCode server stops it and everything it started.`)
+      return undefined
+    },
+  },
+  agents: {
+    summary: "Every agent profile: role, model, permissions, specialization, where it was defined",
+    usage: "nso agents [--json]",
+    async run(ctx) {
+      const opts = loadProjectOptionsFull(ctx.dir)
+      const loaded = await loadProfiles(deps, { shipped: join(CONFIG_DIR, "agents"), project: join(ctx.dir, ctx.stateDir, "agents") }, opts.agents)
+      const rows = [...loaded.profiles.values()].map((p) => {
+        const tier = p.model === "fast" || p.model === "strong" ? p.model : undefined
+        const model = tier ? (opts.models[tier] ?? `default (tier "${tier}" not set in options.models)`) : (p.model ?? "default")
+        const perms = [
+          p.permission.edit ? `edit:${p.permission.edit}` : undefined,
+          p.permission.bash ? `bash:${typeof p.permission.bash === "string" ? p.permission.bash : "rules"}` : undefined,
+          p.permission.webfetch ? `webfetch:${p.permission.webfetch}` : undefined,
+          p.delegates ? "delegates" : undefined,
+          p.tools.denied.length ? `denies ${p.tools.denied.join(",")}` : undefined,
+          p.tools.allowed.length ? `only ${p.tools.allowed.join(",")}` : undefined,
+        ].filter(Boolean)
+        const origins = loaded.origins.get(p.name) ?? {}
+        // In precedence order: shipped, then the project's files, then opencode.json.
+        const rank = (o: string) => (o.startsWith(PACKAGE_ROOT) ? 0 : o.startsWith("opencode.json") ? 2 : 1)
+        const definedIn = [...new Set(Object.values(origins))].sort((a, b) => rank(a) - rank(b)).map((o) => o.replace(PACKAGE_ROOT + "/", "(nso) ").replace(ctx.dir + "/", ""))
+        return { name: p.name, role: p.role, mode: p.mode, model, permissions: perms, specialization: p.specialization, description: p.description, definedIn, knowledge: p.knowledge.map((k) => k.folder) }
+      })
+      if (ctx.json) return { agents: rows, problems: loaded.problems }
+      for (const r of rows)
+        ctx.out(`${r.name.padEnd(22)} ${r.role.padEnd(11)} ${r.mode.padEnd(8)} model ${r.model}\n${"".padEnd(23)}${r.specialization || r.description}${r.permissions.length ? ` · ${r.permissions.join(" ")}` : ""}\n${"".padEnd(23)}from ${r.definedIn.join(" + ")}`)
+      for (const p of loaded.problems) ctx.out(`problem: ${p}`)
       return undefined
     },
   },
