@@ -1,0 +1,116 @@
+import { existsSync, mkdirSync, writeFileSync } from "node:fs"
+import { join } from "node:path"
+import { describe, expect, it } from "vitest"
+import { KnowledgeIndex } from "../../plugin/agents/knowledge.js"
+import { loadProfiles, promptSuffix } from "../../plugin/agents/load.js"
+import { Profile, permissionRules, toolVerdict } from "../../plugin/agents/profiles.js"
+import { CONFIG_DIR, TEMPLATES_DIR } from "../../plugin/paths.js"
+import { fakeDeps, tempDir } from "../helpers/fake-deps.js"
+
+const write = (dir: string, files: Record<string, string>) => {
+  for (const [rel, text] of Object.entries(files)) {
+    mkdirSync(join(dir, rel, ".."), { recursive: true })
+    writeFileSync(join(dir, rel), text)
+  }
+}
+
+describe("profile loading", () => {
+  it("loads every shipped profile, valid, with its prompt file present", async () => {
+    const { profiles, problems } = await loadProfiles(fakeDeps(), { shipped: join(CONFIG_DIR, "agents"), project: "/nonexistent" }, {})
+    expect(problems).toEqual([])
+    const names = [...profiles.keys()]
+    for (const n of ["oracle", "builder", "janitor", "designer", "scout", "librarian", "profiler", "executor", "analyst", "orchestrator"]) expect(names).toContain(n)
+    for (const n of ["devops-security", "devops-performance", "devops-cost", "devops-compliance", "data-engineer", "data-scientist", "data-visualization", "support-technical", "support-billing", "support-product", "review-security", "review-performance", "review-best-practices", "review-test-coverage"]) expect(names).toContain(n)
+    expect(profiles.get("scout")!.permission).toEqual({ edit: "deny", bash: "deny" })
+    expect(profiles.get("executor")!.permission).toEqual({ edit: "deny", bash: "allow" })
+    expect(profiles.get("orchestrator")!.delegates).toBe(true)
+    expect(profiles.get("oracle")!.mode).toBe("primary")
+    for (const prof of profiles.values()) expect(existsSync(join(TEMPLATES_DIR, prof.prompt)), prof.prompt).toBe(true)
+  })
+
+  it("later layers win field by field; tools and permission merge one level deeper", async () => {
+    const dir = tempDir()
+    write(dir, {
+      "shipped/a.yaml": "name: alpha\ndescription: shipped\nprompt: shipped prompt\npermission: { edit: deny, bash: deny }\n",
+      "project/alpha.md": "---\ndescription: project\npermission: { bash: allow }\n---\nproject prompt body\n",
+    })
+    const { profiles, origins } = await loadProfiles(fakeDeps(), { shipped: join(dir, "shipped"), project: join(dir, "project") }, { alpha: { style: "technical" } })
+    const a = profiles.get("alpha")!
+    expect(a).toMatchObject({ description: "project", prompt: "project prompt body", style: "technical", permission: { edit: "deny", bash: "allow" } })
+    expect(origins.get("alpha")).toMatchObject({ description: join(dir, "project/alpha.md"), style: "opencode.json agents.alpha" })
+  })
+
+  it("an invalid layer is reported with file, field and problem, and the profile falls back", async () => {
+    const dir = tempDir()
+    write(dir, {
+      "shipped/a.yaml": "name: alpha\ndescription: fine\nprompt: p\n",
+      "project/alpha.yaml": "name: alpha\nstyle: poetic\n",
+      "project/beta.yaml": "name: beta\ndescription: d\nprompt: p\nrole: wizard\n",
+      "project/gamma.yaml": "- name: gamma\n  description: g\n  prompt: p\n- description: nameless\n",
+      "project/bad.yaml": "name: [unclosed\n",
+    })
+    const { profiles, problems } = await loadProfiles(fakeDeps(), { shipped: join(dir, "shipped"), project: join(dir, "project") }, {})
+    expect(profiles.get("alpha")!.style).toBe("concise")
+    expect(profiles.has("beta")).toBe(false)
+    expect(profiles.has("gamma")).toBe(true)
+    expect(problems).toEqual(
+      expect.arrayContaining([
+        expect.stringMatching(/project\/alpha\.yaml: style: .*"concise"/),
+        expect.stringMatching(/project\/beta\.yaml: role: /),
+        expect.stringMatching(/project\/gamma\.yaml#2: name: every profile needs a name/),
+        expect.stringMatching(/project\/bad\.yaml: \(file\): cannot be read as YAML/),
+        'agent "beta" was not loaded: no valid definition is left',
+      ]),
+    )
+  })
+})
+
+describe("tool rules", () => {
+  const p = (over: object) => Profile.parse({ name: "x", description: "d", prompt: "p", ...over })
+  it("read-only roles may not edit or run commands; non-delegators get no Oracle tools", () => {
+    const ro = p({ permission: { edit: "deny", bash: "deny" } })
+    expect(toolVerdict(ro, "write")).toEqual({ ok: false, why: "its role may not change files" })
+    expect(toolVerdict(ro, "bash")).toEqual({ ok: false, why: "its role may not run commands" })
+    expect(toolVerdict(ro, "read")).toEqual({ ok: true })
+    expect(toolVerdict(ro, "delegate").ok).toBe(false)
+    expect(permissionRules(ro, true)).toMatchObject({ edit: "deny", bash: "deny", delegate: "deny" })
+    expect(permissionRules(ro, true)).not.toHaveProperty("ask_user")
+    expect(permissionRules(p({ delegates: true }), false)).toMatchObject({ ask_user: "deny" })
+  })
+  it("allowed and denied globs cover MCP tools", () => {
+    const q = p({ tools: { allowed: ["read", "github_*"], denied: ["github_delete_*"] } })
+    expect(toolVerdict(q, "github_create_issue").ok).toBe(true)
+    expect(toolVerdict(q, "github_delete_repo")).toEqual({ ok: false, why: "its profile denies github_delete_repo" })
+    expect(toolVerdict(q, "grep")).toEqual({ ok: false, why: "its profile allows only read, github_*" })
+  })
+  it("the prompt suffix carries style, escalation and specialization", () => {
+    const s = promptSuffix(p({ style: "technical", specialization: "databases" }))
+    expect(s).toContain("Be technical and precise")
+    expect(s).toContain("escalate instead of guessing")
+    expect(s).toContain("Your specialization: databases.")
+  })
+})
+
+describe("knowledge", () => {
+  it("adds matching runbooks within the budget, with paths; tag filters and non-matches stay out", async () => {
+    const dir = tempDir()
+    write(dir, {
+      "kb/deploy.md": "---\ntags: [deploy]\n---\n# Deploy\n" + "d".repeat(3000),
+      "kb/rollback.md": "---\ntags: [deploy, incident]\n---\n# Rollback procedure\nsteps",
+      "kb/billing.md": "---\ntags: [billing]\n---\n# Billing\nrefunds",
+    })
+    const profiles = new Map([
+      ["ops", Profile.parse({ name: "ops", description: "d", prompt: "p", knowledge: [{ folder: "kb" }] })],
+      ["deployer", Profile.parse({ name: "deployer", description: "d", prompt: "p", knowledge: [{ folder: "kb", tags: ["deploy"] }] })],
+    ])
+    const idx = await KnowledgeIndex.build(fakeDeps(), dir, profiles)
+    expect(idx.files("deployer").map((f) => f.path)).toEqual(["kb/deploy.md", "kb/rollback.md"])
+    const pick = idx.select("ops", "please deploy the service; we may need a rollback", 1500)!
+    expect(pick.paths).toEqual(["kb/rollback.md", "kb/deploy.md"])
+    expect(pick.text.length).toBeLessThanOrEqual(1500)
+    expect(pick.text).toContain("[… cut by NSO; read kb/deploy.md for the rest]")
+    expect(pick.text).not.toContain("refunds")
+    expect(idx.select("ops", "what is the weather", 1500)).toBeUndefined()
+    expect(idx.select("deployer", "billing refunds", 1500)).toBeUndefined()
+  })
+})
