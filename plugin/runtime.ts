@@ -41,6 +41,8 @@ export class Runtime {
   readonly profileOrigins: Map<string, Record<string, string>>
   readonly knowledge: KnowledgeIndex
   private suggestions = new Map<string, IntentSuggestion>()
+  /** When this runtime started (ms since epoch). */
+  readonly startedAt: number
   /** Problems found while loading profiles (file, field, problem). */
   profileProblems: string[] = []
   private closed = new Set<string>()
@@ -56,6 +58,7 @@ export class Runtime {
     loaded: LoadedProfiles,
     knowledge: KnowledgeIndex,
   ) {
+    this.startedAt = deps.clock.now()
     this.profiles = loaded.profiles
     this.profileOrigins = loaded.origins
     this.knowledge = knowledge
@@ -95,7 +98,10 @@ export class Runtime {
         const task = this.tasks.bySessionId(sid)
         return task ? renderIsolation(task) : undefined
       },
-      onRootReady: async (sid) => this.deliverer.poke(sid),
+      onRootReady: async (sid) => {
+        await this.remindOpenQuestions(sid)
+        this.deliverer.poke(sid)
+      },
       record: (sid, root) => (this.state.initialized.has(sid) ? Promise.resolve() : this.write({ type: "session.initialized", sessionId: sid, root })),
     })
     this.toolLog = new ToolLog(deps, ToolLog.at(projectDir, options.stateDir))
@@ -119,6 +125,29 @@ export class Runtime {
     rt.profileProblems = loaded.problems
     await rt.deliverer.restore(state.pending.values(), [...state.inDoubt.entries()], state.inDoubtEnvelopes)
     return rt
+  }
+
+  /**
+   * Questions asked before this process started that are still open and no longer in the buffer
+   * (the Oracle saw them before a restart): remind the session once, so none is forgotten.
+   */
+  private async remindOpenQuestions(sessionId: string): Promise<void> {
+    const pending = new Set(this.deliverer.pending(sessionId).map((e) => e.questionId))
+    for (const q of this.questions.open()) {
+      const task = q.taskId ? this.tasks.get(q.taskId) : undefined
+      if (!task || q.askedAt >= this.startedAt || pending.has(q.id) || this.tasks.rootSession(task) !== sessionId) continue
+      await this.post({
+        sessionId,
+        source: "system",
+        from: "nso",
+        to: "oracle",
+        kind: "question",
+        priority: "high",
+        taskId: task.id,
+        questionId: q.id,
+        text: `Still waiting for the user's answer (asked before a restart) — ${q.from}: ${q.text}${q.options.length ? `\nOptions: ${q.options.join(" | ")}` : ""}`,
+      })
+    }
   }
 
   /** Background work that needs OpenCode up: restart recovery and the reconciliation sweep. */
