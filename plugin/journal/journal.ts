@@ -94,6 +94,10 @@ export class Journal<S> {
   /** Where `readForeign` continues in the live log, and which file that offset belongs to. */
   private tailOffset = 0
   private tailIno = 0
+  /** Foreign records found in a log this process rotated, not yet handed out. */
+  private foreignBacklog: JournalRecord[] = []
+  /** Highest sequence handed out per foreign writer (a rewritten batch is handed out once). */
+  private foreignSeen = new Map<string, number>()
   readonly writer: string
   readonly maxBytes: number
   readonly fsync: boolean
@@ -187,39 +191,56 @@ export class Journal<S> {
    * compaction that rotated it, not here.
    */
   async readForeign(): Promise<JournalRecord[]> {
+    const out = this.foreignBacklog.splice(0)
     let st
     try {
       st = await this.deps.fs.stat(this.path)
     } catch {
-      return []
+      return this.fresh(out)
     }
     if (st.ino !== this.tailIno) {
       this.tailIno = st.ino
       this.tailOffset = 0
     }
-    if (st.size <= this.tailOffset) return []
-    const fd = await this.deps.fs.open(this.path, "r")
-    const out: JournalRecord[] = []
+    if (st.size > this.tailOffset) {
+      const { records, consumed } = await this.readFrom(this.path, this.tailOffset, st.size)
+      this.tailOffset += consumed
+      out.push(...records)
+    }
+    return this.fresh(out)
+  }
+
+  private fresh(records: JournalRecord[]): JournalRecord[] {
+    return records.filter((r) => {
+      if ((this.foreignSeen.get(r.w) ?? 0) >= r.s) return false
+      this.foreignSeen.set(r.w, r.s)
+      return true
+    })
+  }
+
+  /** Other writers' complete records between two offsets of a file, and the bytes consumed. */
+  private async readFrom(path: string, from: number, to: number): Promise<{ records: JournalRecord[]; consumed: number }> {
+    const fd = await this.deps.fs.open(path, "r")
+    const records: JournalRecord[] = []
     try {
-      const buf = Buffer.alloc(st.size - this.tailOffset)
-      const { bytesRead } = await fd.read(buf, 0, buf.length, this.tailOffset)
+      const buf = Buffer.alloc(Math.max(0, to - from))
+      const { bytesRead } = await fd.read(buf, 0, buf.length, from)
       const text = buf.toString("utf8", 0, bytesRead)
       const end = text.lastIndexOf("\n")
-      if (end < 0) return []
-      this.tailOffset += Buffer.byteLength(text.slice(0, end + 1))
+      if (end < 0) return { records, consumed: 0 }
       for (const line of text.slice(0, end).split("\n")) {
         if (!line) continue
         try {
           const r = JournalRecord.safeParse(JSON.parse(line))
-          if (r.success && r.data.w !== this.writer) out.push(r.data)
+          if (r.success && r.data.w !== this.writer) records.push(r.data)
         } catch {
           // A damaged line: replay counts it; here it is simply not acted on.
         }
       }
+      return { records, consumed: Buffer.byteLength(text.slice(0, end + 1)) }
     } finally {
       await fd.close()
     }
-    return out
   }
 
   /** Bytes in the live log (this process's view). */
@@ -350,6 +371,17 @@ export class Journal<S> {
     const rotated = `journal.${String(this.deps.clock.now()).padStart(15, "0")}.${this.writer}.${String(++this.rotations).padStart(6, "0")}.compacting`
     await this.deps.fs.rename(this.path, join(this.dir, rotated))
     await this.reopen()
+    // Records other processes appended since the last readForeign would otherwise only reach
+    // the snapshot: keep them to hand out, then follow the new log from its start.
+    try {
+      const st = await this.deps.fs.stat(join(this.dir, rotated))
+      if (st.ino === this.tailIno && st.size > this.tailOffset)
+        this.foreignBacklog.push(...(await this.readFrom(join(this.dir, rotated), this.tailOffset, st.size)).records)
+    } catch (err) {
+      this.deps.log.log("warn", "could not read the rotated log for other writers' records", { error: String(err) })
+    }
+    this.tailIno = this.fdIno
+    this.tailOffset = 0
     const { state, covered, absorbed } = await this.fold()
     const snap: Snapshot = {
       v: JOURNAL_VERSION,

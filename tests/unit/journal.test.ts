@@ -192,3 +192,23 @@ describe("NSO state replay", () => {
     expect(s3.inDoubt.size).toBe(0)
   })
 })
+
+describe("following other writers", () => {
+  it("hands out each foreign record once, including those in a log this process rotated", async () => {
+    const dir = tempDir()
+    const server = await open(dir)
+    const cli = await open(dir)
+    await cli.journal.append(ev(1))
+    expect((await server.journal.readForeign()).map((r) => r.s)).toEqual([1])
+    expect(await server.journal.readForeign()).toEqual([])
+    await server.journal.append(ev(100)) // its own records are never handed out
+    await cli.journal.append(ev(2))
+    await server.journal.compact() // rotates before reading ev(2)
+    await cli.journal.append(ev(3)) // notices the rotation, may write again into the new log
+    const got = await server.journal.readForeign()
+    expect(got.map((r) => (r.e as { sessionId: string }).sessionId)).toEqual(["ses_2", "ses_3"])
+    expect(await server.journal.readForeign()).toEqual([])
+    await server.journal.close()
+    await cli.journal.close()
+  })
+})
