@@ -18,8 +18,11 @@ import { projectContextTool } from "./tools/project-context.js"
 import { commandHook } from "./hooks/command.js"
 import { paramsHook } from "./hooks/params.js"
 import { delegateTool } from "./tools/delegate.js"
-import { answerTool, askUserTool } from "./tools/questions.js"
-import { taskCancelTool, taskResultTool, tasksTool } from "./tools/tasks.js"
+import { answerTool } from "./tools/answer.js"
+import { askUserTool } from "./tools/ask-user.js"
+import { taskCancelTool } from "./tools/task-cancel.js"
+import { taskResultTool } from "./tools/task-result.js"
+import { tasksTool } from "./tools/tasks.js"
 import { watch } from "node:fs"
 
 async function yamlLayer(path: string): Promise<OptionsLayer> {

@@ -21,7 +21,7 @@ import { KnowledgeIndex } from "./agents/knowledge.js"
 import { CONFIG_DIR } from "./paths.js"
 import { QuestionManager } from "./questions/manager.js"
 import { TaskManager, type AgentInfo } from "./tasks/manager.js"
-import { inScope, projectPath, scopesOverlap, WRITE_TOOLS, writeTargets } from "./tasks/scope.js"
+import { inScope, projectPath, WRITE_TOOLS, writeTargets } from "./tasks/scope.js"
 import type { Task } from "./protocol.js"
 
 /**
