@@ -1,21 +1,14 @@
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest"
-import { MockModel } from "../../scripts/harness/mock-model.js"
-import { startOpencode, type RunningOpencode } from "../../scripts/harness/opencode.js"
-import { busySessions, transcript, until } from "./helpers.js"
+import { beforeAll, describe, expect, it } from "vitest"
+import { type RunningOpencode } from "../../scripts/harness/opencode.js"
+import { busySessions, liveServer, transcript, until } from "./helpers.js"
 
 describe("background delegation with user priority (real server)", () => {
-  const model = new MockModel()
+  const srv = liveServer({ nso: { buffer: { pauseMs: 300 }, init: { sweepDelayMs: 50 } } })
+  const model = srv.model
   let oc: RunningOpencode
-
-  beforeAll(async () => {
-    await model.start()
-    oc = await startOpencode({ modelUrl: model.url, nso: { buffer: { pauseMs: 300 }, init: { sweepDelayMs: 50 } } })
+  beforeAll(() => {
+    oc = srv.oc
   })
-  afterAll(async () => {
-    await oc?.stop()
-    await model.stop()
-  })
-  afterEach(() => model.reset())
 
   it("the full story: delegate, keep talking, question waits for the pause, answer, result", async () => {
     model.script([

@@ -1,19 +1,9 @@
 import { existsSync, readFileSync } from "node:fs"
 import { join } from "node:path"
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest"
+import { beforeAll, describe, expect, it } from "vitest"
 import { MockModel } from "../../scripts/harness/mock-model.js"
 import { readJsonl, startOpencode, type RunningOpencode } from "../../scripts/harness/opencode.js"
-
-/** Polls a condition on files written by another process (the server); bounded, never asserted on time. */
-async function until<T>(fn: () => T | undefined | false, what: string, timeoutMs = 15_000): Promise<T> {
-  const end = Date.now() + timeoutMs
-  for (;;) {
-    const v = fn()
-    if (v) return v
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`)
-    await new Promise((r) => setTimeout(r, 50))
-  }
-}
+import { liveServer, until } from "./helpers.js"
 
 const MEMORY = {
   ".opencode/context/00_meta/tech-stack.md": "# Tech stack\nTypeScript on Node 20. MARKER-TECH-STACK\n",
@@ -22,18 +12,12 @@ const MEMORY = {
 }
 
 describe("NSO inside a real opencode serve", () => {
-  const model = new MockModel()
+  const srv = liveServer({ nso: { init: { sweepDelayMs: 100 } }, files: MEMORY })
+  const model = srv.model
   let oc: RunningOpencode
-
-  beforeAll(async () => {
-    await model.start()
-    oc = await startOpencode({ modelUrl: model.url, nso: { init: { sweepDelayMs: 100 } }, files: MEMORY })
+  beforeAll(() => {
+    oc = srv.oc
   })
-  afterAll(async () => {
-    await oc?.stop()
-    await model.stop()
-  })
-  afterEach(() => model.reset())
 
   const initLog = () => readJsonl(join(oc.projectDir, ".opencode/nso/init.log")) as { session: string; trigger: string; ok: boolean; created: string[]; steps: { step: string }[] }[]
 

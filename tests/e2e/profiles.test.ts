@@ -2,9 +2,9 @@ import { execFile } from "node:child_process"
 import { existsSync, readFileSync } from "node:fs"
 import { join } from "node:path"
 import { promisify } from "node:util"
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest"
-import { MockModel } from "../../scripts/harness/mock-model.js"
-import { REPO, startOpencode, type RunningOpencode } from "../../scripts/harness/opencode.js"
+import { beforeAll, describe, expect, it } from "vitest"
+import { REPO, type RunningOpencode } from "../../scripts/harness/opencode.js"
+import { liveServer } from "./helpers.js"
 
 const run = promisify(execFile)
 
@@ -19,22 +19,15 @@ const FILES = {
 }
 
 describe("agent profiles on a real server", () => {
-  const model = new MockModel()
-  let oc: RunningOpencode
-
-  beforeAll(async () => {
-    await model.start()
-    oc = await startOpencode({
-      modelUrl: model.url,
+  const srv = liveServer({
       nso: { init: { sweepDelayMs: 50 }, agents: { reader: { description: "Reads only what it is allowed to", prompt: "You read.", tools: { allowed: ["read", "glob", "ask_user"] } } } },
       files: FILES,
-    })
   })
-  afterAll(async () => {
-    await oc?.stop()
-    await model.stop()
+  const model = srv.model
+  let oc: RunningOpencode
+  beforeAll(() => {
+    oc = srv.oc
   })
-  afterEach(() => model.reset())
 
   const ask = async (agent: string, text: string) => {
     const s = (await oc.client.session.create({ body: { title: agent } })).data!.id

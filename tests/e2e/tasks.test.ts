@@ -2,10 +2,9 @@ import { execFile } from "node:child_process"
 import { existsSync } from "node:fs"
 import { join } from "node:path"
 import { promisify } from "node:util"
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest"
-import { MockModel } from "../../scripts/harness/mock-model.js"
-import { readJsonl, REPO, startOpencode, type RunningOpencode } from "../../scripts/harness/opencode.js"
-import { busySessions, transcript, until } from "./helpers.js"
+import { afterEach, beforeAll, describe, expect, it } from "vitest"
+import { readJsonl, REPO, type RunningOpencode } from "../../scripts/harness/opencode.js"
+import { busySessions, liveServer, transcript, until } from "./helpers.js"
 
 const run = promisify(execFile)
 type Rec = { t: number; e: { type: string; [k: string]: unknown } }
@@ -22,24 +21,18 @@ async function prompt(oc: RunningOpencode, sessionId: string, text: string) {
 const newSession = async (oc: RunningOpencode, title: string) => (await oc.client.session.create({ body: { title } })).data!.id
 
 describe("tasks on a real server", () => {
-  const model = new MockModel()
-  let oc: RunningOpencode
-
-  beforeAll(async () => {
-    await model.start()
-    oc = await startOpencode({
-      modelUrl: model.url,
+  const srv = liveServer({
       nso: {
         buffer: { pauseMs: 300 },
         init: { sweepDelayMs: 50 },
         tasks: { concurrency: 10 },
         agents: { lead: { description: "Leads a piece of work and delegates parts of it", prompt: "You lead; delegate parts to the builder.", delegates: true } },
       },
-    })
   })
-  afterAll(async () => {
-    await oc?.stop()
-    await model.stop()
+  const model = srv.model
+  let oc: RunningOpencode
+  beforeAll(() => {
+    oc = srv.oc
   })
   afterEach(async () => {
     await until(async () => (await busySessions(oc.client)).length === 0, "sessions idle before the next test")
