@@ -99,7 +99,7 @@ export class Runtime {
         return task ? renderIsolation(task) : undefined
       },
       onRootReady: async (sid) => {
-        await this.remindOpenQuestions(sid)
+        await this.questions.remind(sid, this.startedAt, new Set(this.deliverer.pending(sid).map((e) => e.questionId)))
         this.deliverer.poke(sid)
       },
       record: (sid, root) => (this.state.initialized.has(sid) ? Promise.resolve() : this.write({ type: "session.initialized", sessionId: sid, root })),
@@ -125,29 +125,6 @@ export class Runtime {
     rt.profileProblems = loaded.problems
     await rt.deliverer.restore(state.pending.values(), [...state.inDoubt.entries()], state.inDoubtEnvelopes)
     return rt
-  }
-
-  /**
-   * Questions asked before this process started that are still open and no longer in the buffer
-   * (the Oracle saw them before a restart): remind the session once, so none is forgotten.
-   */
-  private async remindOpenQuestions(sessionId: string): Promise<void> {
-    const pending = new Set(this.deliverer.pending(sessionId).map((e) => e.questionId))
-    for (const q of this.questions.open()) {
-      const task = q.taskId ? this.tasks.get(q.taskId) : undefined
-      if (!task || q.askedAt >= this.startedAt || pending.has(q.id) || this.tasks.rootSession(task) !== sessionId) continue
-      await this.post({
-        sessionId,
-        source: "system",
-        from: "nso",
-        to: "oracle",
-        kind: "question",
-        priority: "high",
-        taskId: task.id,
-        questionId: q.id,
-        text: `Still waiting for the user's answer (asked before a restart) — ${q.from}: ${q.text}${q.options.length ? `\nOptions: ${q.options.join(" | ")}` : ""}`,
-      })
-    }
   }
 
   /** Background work that needs OpenCode up: restart recovery and the reconciliation sweep. */

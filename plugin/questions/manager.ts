@@ -114,18 +114,34 @@ export class QuestionManager {
       status: "open",
     }
     await this.ports.write({ type: "question.asked", question })
+    await this.postFromNso(question, task, text)
+    return question
+  }
+
+  /**
+   * Questions asked before `since` (a restart) that are still open, belong to this session's tree
+   * and are no longer in its buffer: the Oracle saw them before the restart. Reminds it once.
+   */
+  async remind(sessionId: string, since: number, buffered: ReadonlySet<string | undefined>): Promise<void> {
+    for (const q of this.open()) {
+      const task = q.taskId ? this.ports.tasks.get(q.taskId) : undefined
+      if (!task || q.askedAt >= since || buffered.has(q.id) || this.ports.tasks.rootSession(task) !== sessionId) continue
+      await this.postFromNso(q, task, `Still waiting for the user's answer (asked before a restart) — ${q.from}: ${q.text}`)
+    }
+  }
+
+  private async postFromNso(q: Question, task: Task, text: string): Promise<void> {
     await this.ports.post({
-      sessionId: question.sessionId,
+      sessionId: this.ports.tasks.rootSession(task),
       source: "system",
       from: "nso",
       to: "oracle",
       kind: "question",
       priority: "high",
       taskId: task.id,
-      questionId: question.id,
-      text: `${text}\nOptions: ${options.join(" | ")}`,
+      questionId: q.id,
+      text: q.options.length ? `${text}\nOptions: ${q.options.join(" | ")}` : text,
     })
-    return question
   }
 
   /**
