@@ -407,8 +407,16 @@ export class Journal<S> {
   private async fold(): Promise<{ state: S; covered: Record<string, number>; absorbed: string[] }> {
     const ctx = await this.loadSnapshot()
     const files = await this.compactingFiles(ctx.absorbed)
-    for (const f of files) await this.foldFile(join(this.dir, f), ctx)
-    return { state: ctx.state, covered: ctx.covered, absorbed: files }
+    const before = ctx.covered
+    ctx.covered = { ...before }
+    const touched = new Set<string>()
+    for (const f of files) await this.foldFile(join(this.dir, f), ctx, touched)
+    // A batch is written again only right after a rotation, so writers absent from the logs
+    // folded now cannot send duplicates any more: forget them (one entry per CLI call adds up).
+    const covered: Record<string, number> = {}
+    for (const w of touched) covered[w] = ctx.covered[w]!
+    covered[this.writer] = ctx.covered[this.writer] ?? this.seq
+    return { state: ctx.state, covered, absorbed: files }
   }
 
   private async replay(): Promise<{ state: S; report: ReplayReport }> {
@@ -467,7 +475,7 @@ export class Journal<S> {
     return ctx
   }
 
-  private async foldFile(path: string, ctx: FoldContext<S>): Promise<void> {
+  private async foldFile(path: string, ctx: FoldContext<S>, touched?: Set<string>): Promise<void> {
     let fd: FileHandle
     try {
       fd = await this.deps.fs.open(path, "r")
@@ -485,12 +493,12 @@ export class Journal<S> {
         const text = carry + chunk.toString("utf8", 0, bytesRead)
         const lines = text.split("\n")
         carry = lines.pop()!
-        for (const line of lines) this.foldLine(line, ctx)
+        for (const line of lines) this.foldLine(line, ctx, false, touched)
       }
       if (carry.length) {
         // A final line without its newline is a write cut off by a crash. If it happens to parse,
         // it was complete except for the newline, and keeping it loses nothing.
-        if (!this.foldLine(carry, ctx, true)) ctx.torn++
+        if (!this.foldLine(carry, ctx, true, touched)) ctx.torn++
       }
     } finally {
       await fd.close()
@@ -498,7 +506,7 @@ export class Journal<S> {
   }
 
   /** Returns false if the line was not a valid record. */
-  private foldLine(line: string, ctx: FoldContext<S>, quiet = false): boolean {
+  private foldLine(line: string, ctx: FoldContext<S>, quiet = false, touched?: Set<string>): boolean {
     if (!line) return true
     let raw: unknown
     try {
@@ -519,6 +527,7 @@ export class Journal<S> {
       return true
     }
     ctx.covered[rec.w] = rec.s
+    touched?.add(rec.w)
     ctx.state = this.reducer.apply(ctx.state, rec)
     ctx.records++
     return true

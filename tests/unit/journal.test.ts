@@ -212,3 +212,24 @@ describe("following other writers", () => {
     await cli.journal.close()
   })
 })
+
+describe("snapshot bookkeeping", () => {
+  it("forgets writers that have not written since the last compaction", async () => {
+    const dir = tempDir()
+    const server = await open(dir)
+    for (let i = 0; i < 5; i++) {
+      const cli = await open(dir)
+      await cli.journal.append(ev(i))
+      await cli.journal.close()
+    }
+    await server.journal.compact()
+    const first = JSON.parse(await fs.readFile(join(dir, "snapshot.json"), "utf8"))
+    expect(Object.keys(first.covered)).toHaveLength(6) // five CLI writers and the server
+    await server.journal.append(ev(99))
+    await server.journal.compact()
+    const second = JSON.parse(await fs.readFile(join(dir, "snapshot.json"), "utf8"))
+    expect(Object.keys(second.covered)).toEqual([server.journal.writer])
+    await server.journal.close()
+    expect((await open(dir)).state).toEqual(["ses_0", "ses_1", "ses_2", "ses_3", "ses_4", "ses_99"])
+  })
+})
