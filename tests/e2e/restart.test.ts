@@ -29,9 +29,19 @@ describe("urgent questions", () => {
         { when: { user: "hot job" }, reply: { toolCalls: [{ name: "ask_user", args: { question: "Production is down, roll back?", urgency: "urgent", timeout_ms: 120000 } }] }, times: 1 },
         { when: { user: "roll back?" }, reply: { text: "Urgent: the builder asks whether to roll back production." }, times: 1 },
       ])
+      // Toasts are bus events; collect them as the TUI would see them.
+      const toasts: { at: number; message: string; variant: string }[] = []
+      const events = await oc.client.event.subscribe()
+      void (async () => {
+        for await (const ev of events.stream as AsyncIterable<{ type: string; properties: { message: string; variant: string } }>)
+          if (ev.type === "tui.toast.show") toasts.push({ at: Date.now(), ...ev.properties })
+      })().catch(() => {})
       const root = (await oc.client.session.create({ body: { title: "urgent" } })).data!.id
       await oc.client.session.prompt({ path: { id: root }, body: { agent: "oracle", parts: [{ type: "text", text: "two jobs" }] } })
       const urgent = await model.waitFor((r) => r.lastUser.includes("Production is down, roll back?") && !r.lastToolResult)
+      // Toasted at once, as soon as it was asked.
+      const toast = await until(() => toasts.find((t) => t.message.includes("Production is down, roll back?")), "the urgent toast")
+      expect(toast.variant).toBe("warning")
       expect(urgent.lastUser).toMatch(/\[NSO · builder · task tsk_\w+ · question q_\w+ · URGENT\]/)
       // The normal question is still held: delivered nowhere yet.
       const text = (await transcript(oc.client, root)).map((m) => m.text).join("\n")
