@@ -70,6 +70,10 @@ export async function delegationBench(opts: { snapshot: boolean }): Promise<Row[
       toBuffer.push(buffered.t - child.respondedAt)
       await idle(oc)
     }
+    const execs = (readJsonl(join(oc.projectDir, ".opencode/nso/log.jsonl")) as { tool: string; durationMs?: number }[])
+      .filter((l) => l.tool === "delegate" && l.durationMs !== undefined)
+      .map((l) => l.durationMs!)
+    rows.push({ section, figure: "delegate tool execution (before → after hook)", value: `p50 ${fmtMs(percentile(execs, 50))}`, target: "OpenCode 14–17 ms", note: `p99 ${fmtMs(percentile(execs, 99))}; journal synced before it returns` })
     rows.push({ section, figure: "delegate tool call (model → tool result)", value: `p50 ${fmtMs(percentile(delegateRtt, 50))}`, target: "p50 ≤ 100 ms", note: `trivial tool ${fmtMs(percentile(baselineRtt, 50))}; delegate adds ${fmtMs(percentile(delegateRtt, 50) - percentile(baselineRtt, 50))}` })
     rows.push({ section, figure: "child done → result in Oracle's buffer", value: `p50 ${fmtMs(percentile(toBuffer, 50))}`, target: "p50 ≤ 100, p99 ≤ 500 ms", note: `p99 ${fmtMs(percentile(toBuffer, 99))}` })
     rows.push({ section, figure: "child done → Oracle's next model request (user paused)", value: `p50 ${fmtMs(percentile(toOracle, 50))}`, target: "OpenCode 53–60 ms", note: `p99 ${fmtMs(percentile(toOracle, 99))}` })
