@@ -280,8 +280,20 @@ export class Runtime {
   }
 
   /** Buffers an agent or system message for a session's Oracle. */
+  /**
+   * Buffers an agent or system message for a session's Oracle. For agent messages the router's
+   * agent handler decides the priority from the kind (an urgent message stays urgent).
+   */
   async post(msg: Omit<Envelope, "id" | "time" | "hops"> & { sessionId: string; hops?: number }): Promise<Envelope> {
-    const env: Envelope & { sessionId: string } = { ...msg, id: this.deps.ids.id(IdPrefix.message), time: this.deps.clock.now(), hops: msg.hops ?? 0 }
+    let priority = msg.priority
+    if (msg.source === "agent") {
+      const r = route(msg, this.intents)
+      if (r.handler === "agent") {
+        priority = r.priority
+        if (r.log) this.deps.log.log("warn", `${msg.from} reported a ${msg.kind}`, { taskId: msg.taskId, text: msg.text.slice(0, 300) })
+      }
+    }
+    const env: Envelope & { sessionId: string } = { ...msg, priority, id: this.deps.ids.id(IdPrefix.message), time: this.deps.clock.now(), hops: msg.hops ?? 0 }
     await this.deliverer.push(env)
     return env
   }

@@ -225,6 +225,16 @@ export class TaskManager {
     }
   }
 
+  /** Tasks waiting for a slot under this agent's concurrency key. */
+  waitingFor(agent: string): number {
+    return this.queues.get(this.ports.agents().get(agent)?.key ?? "default")?.size ?? 0
+  }
+
+  /** Slots in use under this agent's concurrency key. */
+  busySlots(agent: string): number {
+    return this.queues.get(this.ports.agents().get(agent)?.key ?? "default")?.pending ?? 0
+  }
+
   /** Tasks between "start" and "prompt sent" (for shutdown and tests). */
   get launching(): number {
     return this.launches

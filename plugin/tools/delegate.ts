@@ -27,7 +27,14 @@ export function delegateTool(rt: Runtime) {
           scope: args.scope,
           dependsOn: args.depends_on,
         })
-        const queued = t.dependsOn.length ? ` It starts after ${t.dependsOn.join(", ")}.` : ""
+        // The new task joins the queue on the next tick: these counts are what is ahead of it.
+        const full = rt.tasks.busySlots(t.agent) >= rt.options.tasks.concurrency
+        const ahead = rt.tasks.waitingFor(t.agent)
+        const queued = t.dependsOn.length
+          ? ` It starts after ${t.dependsOn.join(", ")}.`
+          : full
+            ? ` It is queued behind ${rt.options.tasks.concurrency} running task(s) for the same model${ahead ? ` and ${ahead} waiting` : ""}.`
+            : ""
         ctx.metadata({ title: `delegated ${t.id} to ${t.agent}`, metadata: { taskId: t.id } })
         return {
           title: `${t.agent}: ${t.title}`,

@@ -1,3 +1,4 @@
+import { readFileSync } from "node:fs"
 import { join } from "node:path"
 import { describe, expect, it } from "vitest"
 import { MockModel } from "../../scripts/harness/mock-model.js"
@@ -129,5 +130,25 @@ describe("kill -9 mid-task, then restart", () => {
       await first.stop()
       await model.stop()
     }
+  })
+})
+
+describe("SIGTERM", () => {
+  it("writes the close summary of open sessions to progress.md and still lets the server exit", async () => {
+    const model = new MockModel()
+    await model.start()
+    const oc = await startOpencode({ modelUrl: model.url, nso: { init: { sweepDelayMs: 50 } } })
+    try {
+      const root = (await oc.client.session.create({ body: { title: "before shutdown" } })).data!.id
+      await oc.client.session.prompt({ path: { id: root }, body: { agent: "oracle", parts: [{ type: "text", text: "hello before shutdown" }] } })
+    } finally {
+      await oc.stop()
+      await model.stop()
+    }
+    // SIGTERM ended it, not the SIGKILL fallback.
+    expect(oc.process.signalCode === "SIGKILL").toBe(false)
+    const progress = readFileSync(join(oc.projectDir, ".opencode/context/01_memory/progress.md"), "utf8")
+    expect(progress).toMatch(/## \(server stopped\) \d{4}-\d{2}-\d{2} \d{2}:\d{2} UTC — session "before shutdown"/)
+    expect(progress).toContain("- Messages: 1 from the user")
   })
 })

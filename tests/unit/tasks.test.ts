@@ -100,6 +100,8 @@ describe("tasks", () => {
     await flush()
     expect(host.created).toHaveLength(2)
     expect(rt.tasks.get(ts[2]!.id)!.status).toBe("queued")
+    expect(rt.tasks.busySlots("builder")).toBe(2)
+    expect(rt.tasks.waitingFor("builder")).toBe(1)
     await finish("ses_child1", "one")
     expect(host.created).toHaveLength(3)
     await rt.dispose()
@@ -330,6 +332,22 @@ describe("restart", () => {
     expect(second.rt.deliverer.pending("ses_root").filter((e) => e.kind === "completion")).toHaveLength(1)
     await second.rt.dispose()
     expect(existsSync(join(dir, ".opencode/nso/journal.jsonl"))).toBe(true)
+  })
+})
+
+describe("compaction of the Oracle's session", () => {
+  it("keeps the task board: running tasks, pending questions, undelivered messages", async () => {
+    const { rt } = await setup()
+    const t = await rt.tasks.delegate({ parentSessionId: "ses_root", agent: "builder", prompt: "x", title: "the login page" })
+    await flush()
+    void rt.questions.ask({ sessionId: "ses_child1", question: "Which DB?" })
+    await flush()
+    const [board] = rt.compacting("ses_root")
+    expect(board).toContain("NSO task board")
+    expect(board).toMatch(new RegExp(`- task ${t.id} · builder · waiting_for_answer · the login page · pending question q_\\w+: Which DB\\?`))
+    expect(board).toMatch(/- waiting for delivery: \[NSO · builder · task tsk_\w+ · question q_\w+\]/)
+    expect(rt.compacting("ses_other")).toEqual([])
+    await rt.dispose()
   })
 })
 
