@@ -89,6 +89,10 @@ export const Options = z
     $schema: z.string().optional(),
     stateDir: z.string().default(".opencode/nso").describe("Where NSO keeps its journal and logs, relative to the project"),
     logLevel: z.enum(["debug", "info", "warn", "error"]).default("warn"),
+    defaultAgent: z
+      .string()
+      .default("oracle")
+      .describe('The agent a new prompt goes to unless opencode.json sets default_agent; "" leaves OpenCode\'s default'),
     buffer: BufferOptions,
     journal: JournalOptions,
     router: RouterOptions,

@@ -47,6 +47,9 @@ export function configHook(rt: Runtime): ConfigHook {
       if (!delegates) for (const t of ORACLE_TOOLS) deny[t] = "deny"
       agents[name] = { ...agents[name], permission: { ...deny, ...((agents[name]?.permission as object) ?? {}) } }
     }
+    // The user talks to the Oracle unless they chose otherwise.
+    const cfg = config as { default_agent?: string }
+    if (rt.options.defaultAgent && !cfg.default_agent && rt.profiles.has(rt.options.defaultAgent)) cfg.default_agent = rt.options.defaultAgent
     config.command ??= {}
     for (const [name, cmd] of Object.entries(COMMANDS)) config.command[name] ??= { ...cmd }
   }

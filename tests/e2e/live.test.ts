@@ -30,6 +30,9 @@ describe("NSO inside a real opencode serve", () => {
     expect(req.system).toContain("MARKER-ACTIVE")
     expect(req.system).toContain("## .opencode/context/01_memory/progress.md")
     expect(req.system).toContain("Messages from NSO") // the header guide
+    // No agent named: NSO made the Oracle the default agent.
+    expect(req.system).toContain("You are the Oracle")
+    expect(req.tools).toContain("delegate")
     // progress.md was missing: created from the template and reported.
     expect(existsSync(join(oc.projectDir, ".opencode/context/01_memory/progress.md"))).toBe(true)
     expect(req.system).toContain("were missing and have been created from templates: .opencode/context/01_memory/progress.md")
