@@ -41,6 +41,7 @@ export class Runtime {
   readonly profileOrigins: Map<string, Record<string, string>>
   readonly knowledge: KnowledgeIndex
   private suggestions = new Map<string, IntentSuggestion>()
+  private activitySweep: ReturnType<Deps["timers"]["setInterval"]> | undefined
   /** When this runtime started (ms since epoch). */
   readonly startedAt: number
   /** Problems found while loading profiles (file, field, problem). */
@@ -131,6 +132,20 @@ export class Runtime {
   async startBackground(): Promise<void> {
     await this.tasks.recover((t) => this.interrupted(t))
     this.tasks.startSweep()
+    if (this.options.tasks.reconcileMs > 0 && !this.activitySweep)
+      this.activitySweep = this.deps.timers.setInterval(() => void this.repairActivity(), this.options.tasks.reconcileMs, { keepAlive: false })
+  }
+
+  /**
+   * A lost idle event would leave a session "busy" in NSO's eyes and its messages undelivered
+   * for ever. For sessions with messages waiting, ask OpenCode what is really busy.
+   */
+  async repairActivity(): Promise<void> {
+    const stuck = this.deliverer.waitingSessions().filter((id) => this.registry.get(id).busy)
+    if (!stuck.length) return
+    const busy = await this.deps.host.busySessions().catch(() => undefined)
+    if (!busy) return
+    for (const id of stuck) if (!busy.has(id)) this.sessionBusy(id, false)
   }
 
   /** A task a restart cut off, handled by the close policy. */
@@ -329,6 +344,7 @@ export class Runtime {
   async dispose(): Promise<void> {
     if (this.disposed) return
     this.disposed = true
+    if (this.activitySweep) this.deps.timers.clearInterval(this.activitySweep)
     this.tasks.dispose()
     this.questions.dispose()
     this.deliverer.dispose()

@@ -47,6 +47,11 @@ export class Deliverer {
     return b
   }
 
+  /** Sessions that have messages waiting. */
+  waitingSessions(): string[] {
+    return [...this.buffers.entries()].filter(([, b]) => b.size > 0).map(([id]) => id)
+  }
+
   pending(sessionId: string): Envelope[] {
     return this.buffers.get(sessionId)?.list() ?? []
   }

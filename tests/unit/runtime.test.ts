@@ -155,3 +155,20 @@ describe("runtime: close", () => {
     await rt.dispose()
   })
 })
+
+describe("runtime: a lost idle event", () => {
+  it("is repaired by asking OpenCode, so held messages are not held for ever", async () => {
+    const { rt, deps } = await runtime()
+    await rt.message("ses_root", "oracle", [{ text: "hi" }]) // busy: the Oracle answers
+    await rt.post({ sessionId: "ses_root", source: "agent", from: "builder", to: "oracle", kind: "status", priority: "medium", text: "progress" })
+    // The idle event never arrives. OpenCode says nothing is busy.
+    await rt.startBackground()
+    deps.time.advance(30_000)
+    await new Promise((r) => setImmediate(r))
+    await rt.deliverer.idle()
+    deps.time.advance(2_000)
+    await rt.deliverer.idle()
+    expect(deps.fakeHost.injections.map((i) => i.text)).toEqual(["[NSO · builder · status]\nprogress"])
+    await rt.dispose()
+  })
+})
