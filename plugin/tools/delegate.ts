@@ -4,10 +4,26 @@ import { modelError } from "./errors.js"
 
 const z = tool.schema
 
+/**
+ * Agent names for a description that is paid for on every request: families that share a prefix
+ * are written once (`review-{security,performance}`).
+ */
+export function compactNames(names: readonly string[]): string {
+  const families = new Map<string, string[]>()
+  for (const n of names) {
+    const i = n.indexOf("-")
+    const key = i > 0 ? n.slice(0, i) : n
+    families.set(key, [...(families.get(key) ?? []), n])
+  }
+  return [...families.entries()]
+    .map(([prefix, ns]) => (ns.length > 1 && ns.every((n) => n.startsWith(prefix + "-")) ? `${prefix}-{${ns.map((n) => n.slice(prefix.length + 1)).join(",")}}` : ns.join(", ")))
+    .join(", ")
+}
+
 /** Hands work to a background agent; returns the task id at once. */
 export function delegateTool(rt: Runtime) {
   return tool({
-    description: `Start a background task; returns its id at once, the result comes later as an [NSO] message. Agents: ${[...rt.agents().keys()].join(", ")}`,
+    description: `Start a background task; returns its id at once, the result comes later as an [NSO] message. Agents: ${compactNames([...rt.agents().keys()])}`,
     args: {
       agent: z.string(),
       prompt: z.string().describe("Self-contained instructions"),

@@ -103,7 +103,7 @@ describe("agent profiles on a real server", () => {
     // nso agents shows the same picture, with where each profile came from.
     const { stdout } = await run(process.execPath, [join(REPO, "dist/scripts/nso.js"), "agents", "--dir", oc.projectDir, "--json"])
     const listed = JSON.parse(stdout) as { agents: { name: string; definedIn: string[]; role: string }[]; problems: string[] }
-    expect(listed.agents.find((a) => a.name === "builder")!.definedIn).toEqual(["(nso) config/agents/team.yaml#2", ".opencode/nso/agents/builder.yaml"])
+    expect(listed.agents.find((a) => a.name === "builder")!.definedIn).toEqual(["(nso) config/agents/10-team.yaml#2", ".opencode/nso/agents/builder.yaml"])
     expect(listed.problems.some((p) => /broken\.yaml: role:/.test(p))).toBe(true)
     expect(listed.agents.map((a) => a.name)).toEqual(expect.arrayContaining(["oracle", "builder", "janitor", "designer", "scout", "librarian", "profiler", "executor", "analyst", "orchestrator", "ops"]))
   })
