@@ -248,6 +248,12 @@ export class Runtime {
   async sessionDeleted(id: string): Promise<void> {
     const info = this.registry.get(id)
     if (!info.parentId) await this.closeSession(id)
+    const task = this.tasks.bySessionId(id)
+    if (task && !TERMINAL_TASK_STATUSES.has(task.status)) {
+      // Someone deleted a task's session: the work cannot go on; say so instead of waiting for a stall.
+      await this.tasks.cancel(task.id, "its session was deleted")
+      await this.post({ sessionId: task.parentSessionId, source: "system", from: "nso", to: "oracle", kind: "status", priority: "high", taskId: task.id, text: `Task "${task.title}" (${task.agent}) was cancelled: its session was deleted.` })
+    }
     this.init.forget(id)
     this.registry.forget(id)
   }

@@ -412,3 +412,15 @@ describe("requests from the CLI", () => {
     await rt.dispose()
   })
 })
+
+describe("a task's session deleted by someone", () => {
+  it("cancels the task and tells the parent", async () => {
+    const { rt } = await setup()
+    const t = await rt.tasks.delegate({ parentSessionId: "ses_root", agent: "builder", prompt: "x", title: "doomed" })
+    await flush()
+    await rt.sessionDeleted("ses_child1")
+    expect(rt.tasks.get(t.id)).toMatchObject({ status: "cancelled", error: "its session was deleted" })
+    expect(rt.deliverer.pending("ses_root").map((e) => e.text)).toEqual(['Task "doomed" (builder) was cancelled: its session was deleted.'])
+    await rt.dispose()
+  })
+})
