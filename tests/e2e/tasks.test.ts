@@ -167,4 +167,23 @@ describe("tasks on a real server", () => {
     await run(process.execPath, [cli, "answer", qid, "8080", "--dir", oc.projectDir])
     await model.waitFor((r) => r.lastToolResult?.includes("The user answered: 8080") ?? false)
   })
+
+  it("/answer in the Oracle's session reaches the waiting agent, and the Oracle is told", async () => {
+    model.script([
+      { when: { user: "slash job" }, reply: { toolCalls: [{ name: "delegate", args: { agent: "builder", prompt: "slash asking job", title: "slash" } }] }, times: 1 },
+      { when: { toolResult: "Started task" }, reply: { text: "Started." }, times: 1 },
+      { when: { user: "slash asking job" }, reply: { toolCalls: [{ name: "ask_user", args: { question: "Which region?", timeout_ms: 60000 } }] }, times: 1 },
+      { when: { toolResult: "The user answered: eu-west" }, reply: { text: "Deploying to eu-west." }, times: 1 },
+      { when: { user: "answered question" }, reply: { text: "Noted, the builder has the region." }, times: 1 },
+      { when: { user: "Which region?" }, reply: { text: "The builder asks which region." } },
+    ])
+    const root = await newSession(oc, "slash")
+    await prompt(oc, root, "slash job")
+    const asked = await until(() => journal(oc).find((r) => r.e.type === "question.asked" && (r.e.question as { text: string }).text === "Which region?"), "question")
+    const qid = (asked.e.question as { id: string }).id
+    await oc.client.session.command({ path: { id: root }, body: { command: "answer", arguments: `${qid} eu-west` } })
+    await model.waitFor((r) => r.lastToolResult?.includes("The user answered: eu-west") ?? false)
+    const told = await model.waitFor((r) => r.lastUser.includes(`answered question ${qid}`))
+    expect(told.lastUser).toContain("It was sent to the waiting agent")
+  })
 })
