@@ -424,3 +424,25 @@ describe("a task's session deleted by someone", () => {
     await rt.dispose()
   })
 })
+
+describe("task_result", () => {
+  const ctx = () => ({ sessionID: "ses_root", messageID: "m", agent: "oracle", directory: "/", worktree: "/", abort: new AbortController().signal, metadata: () => {}, ask: async () => {} })
+
+  it("waits a bounded time with the injected clock, then reports the status; returns the result once done", async () => {
+    const { rt, deps, finish } = await setup()
+    const { taskResultTool } = await import("../../plugin/tools/task-result.js")
+    const tool = taskResultTool(rt)
+    const t = await rt.tasks.delegate({ parentSessionId: "ses_root", agent: "builder", prompt: "x", title: "job" })
+    await flush()
+    const waiting = tool.execute({ id: t.id, wait_ms: 5000 }, ctx())
+    await flush()
+    deps.time.advance(5000)
+    expect(await waiting).toBe(`Task ${t.id} is running. No result yet; it will arrive as an [NSO] message.`)
+    const second = tool.execute({ id: t.id, wait_ms: 60_000 }, ctx())
+    await flush()
+    await finish("ses_child1", "all done")
+    expect(await second).toBe(`Task ${t.id} (builder: "job") completed.\n\nall done`)
+    await expect(tool.execute({ id: "tsk_nothere" }, ctx())).rejects.toThrow('task_result: No task "tsk_nothere". Use the tasks tool to see task ids.')
+    await rt.dispose()
+  })
+})
