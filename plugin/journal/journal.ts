@@ -85,6 +85,8 @@ export class Journal<S> {
   private seq = 0
   private queue: Pending[] = []
   private writing: Promise<void> | undefined
+  /** The one batch write under way, if any. */
+  private inFlight: Promise<void> | undefined
   private scheduled = false
   private liveBytes = 0
   private needsNewline = false
@@ -252,7 +254,9 @@ export class Journal<S> {
   compact(): Promise<void> {
     if (!this.compacting) {
       this.compacting = (async () => {
-        if (this.writing) await this.writing
+        // Only the batch being written is waited for: the pump waits for compaction between
+        // batches, so waiting for the whole pump here would wait for ourselves.
+        while (this.inFlight) await this.inFlight.catch(() => {})
         await this.rotateAndFold()
       })().finally(() => {
         this.compacting = undefined
@@ -278,10 +282,13 @@ export class Journal<S> {
           if (this.compacting) await this.compacting
           const batch = this.takeBatch()
           try {
-            await this.writeBatch(batch.map((p) => p.line).join(""))
+            this.inFlight = this.writeBatch(batch.map((p) => p.line).join(""))
+            await this.inFlight
             for (const p of batch) p.resolve()
           } catch (err) {
             for (const p of batch) p.reject(err)
+          } finally {
+            this.inFlight = undefined
           }
         }
       } finally {
