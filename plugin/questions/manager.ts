@@ -37,6 +37,8 @@ interface Waiter {
 
 export class QuestionManager {
   private waiters = new Map<string, Waiter>()
+  /** Questions whose answer this process has already passed on (from any source). */
+  private routed = new Set<string>()
 
   constructor(
     private readonly deps: Pick<Deps, "clock" | "timers" | "ids" | "host" | "log">,
@@ -154,8 +156,9 @@ export class QuestionManager {
       const open = this.open()
       throw new TaskError(`No question "${id}". ${open.length ? `Open questions: ${open.map((x) => `${x.id} (${x.from}: ${x.text.slice(0, 60)})`).join("; ")}.` : "There are no open questions."}`)
     }
-    if (q.status === "answered") throw new TaskError(`Question ${id} was already answered (by ${q.answeredBy}: "${q.answer}"). Nothing to do.`)
+    if (q.status === "answered" || this.routed.has(id)) throw new TaskError(`Question ${id} was already answered (by ${q.answeredBy}: "${q.answer}"). Nothing to do.`)
     if (!answer.trim()) throw new TaskError("The answer is empty: pass the user's answer as text.")
+    this.routed.add(id)
     await this.ports.write({ type: "question.answered", id, answer, by })
     return { question: this.get(id)!, delivered: await this.route(id, answer, by) }
   }
@@ -163,7 +166,8 @@ export class QuestionManager {
   /** An answer recorded by another process (the CLI) was read from the journal. */
   async answeredElsewhere(id: string): Promise<void> {
     const q = this.get(id)
-    if (!q?.answer) return
+    if (!q?.answer || this.routed.has(id)) return
+    this.routed.add(id)
     await this.route(id, q.answer, q.answeredBy ?? "user")
   }
 

@@ -62,6 +62,7 @@ export class TaskManager {
   /** Tasks that hold their write scope: claimed synchronously, so two starts cannot both pass. */
   private claimed = new Set<string>()
   private launches = 0
+  private finishing = new Set<string>()
   /** The latest assistant message of each running task's session, fed by events. */
   private replies = new Map<string, { messageId: string; outcome: AssistantOutcome; parts: Map<string, string> }>()
 
@@ -363,8 +364,14 @@ export class TaskManager {
 
   private async finish(id: string, status: TaskStatus, out: { result?: string; error?: string }): Promise<void> {
     const t = this.get(id)
-    if (!t || TERMINAL_TASK_STATUSES.has(t.status)) return
-    await this.update(id, { status, ...out, lastActivityAt: this.deps.clock.now() })
+    // An error event and an idle event can both try to end a task: only the first one does.
+    if (!t || TERMINAL_TASK_STATUSES.has(t.status) || this.finishing.has(id)) return
+    this.finishing.add(id)
+    try {
+      await this.update(id, { status, ...out, lastActivityAt: this.deps.clock.now() })
+    } finally {
+      this.finishing.delete(id)
+    }
     this.unwatch(id)
     this.claimed.delete(id)
     if (t.sessionId) this.replies.delete(t.sessionId)

@@ -446,3 +446,34 @@ describe("task_result", () => {
     await rt.dispose()
   })
 })
+
+describe("races", () => {
+  it("an error event and an idle event for the same task end it once, with one message", async () => {
+    const { rt, deps, host } = await setup()
+    const t = await rt.tasks.delegate({ parentSessionId: "ses_root", agent: "builder", prompt: "x" })
+    await flush()
+    host.outcomes.set("ses_child1", { completed: true, text: "", createdAt: deps.time.now, error: { name: "APIError", message: "boom", aborted: false } })
+    await Promise.all([rt.tasks.onError("ses_child1", { name: "APIError", message: "boom" }), rt.tasks.onIdle("ses_child1")])
+    await flush()
+    expect(rt.tasks.get(t.id)!.status).toBe("failed")
+    expect(rt.deliverer.pending("ses_root").filter((e) => e.kind === "failure")).toHaveLength(1)
+    await rt.dispose()
+  })
+
+  it("the same answer arriving from the Oracle and the CLI is passed on once", async () => {
+    const { rt, host, dir } = await setup()
+    await rt.tasks.delegate({ parentSessionId: "ses_root", agent: "builder", prompt: "x" })
+    await flush()
+    const asked = rt.questions.ask({ sessionId: "ses_child1", question: "Port?" })
+    await flush()
+    const [q] = rt.questions.open()
+    const { main } = await import("../../scripts/nso.js")
+    expect(await main(["answer", q!.id, "9090", "--dir", dir], () => {})).toBe(0)
+    await Promise.all([rt.questions.answer(q!.id, "8080", "user").catch((e: Error) => e), rt.pullForeign()])
+    const outcome = (await asked).outcome
+    expect(outcome.kind).toBe("answered")
+    // Nothing was forwarded a second time as a "late" answer.
+    expect(host.prompts.filter((p) => p.text.includes("Late answer"))).toEqual([])
+    await rt.dispose()
+  })
+})
