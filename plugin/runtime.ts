@@ -124,12 +124,16 @@ export class Runtime {
     const knowledge = await KnowledgeIndex.build(deps, projectDir, loaded.profiles)
     const rt = new Runtime(deps, projectDir, options, journal, state, report, loaded, knowledge)
     rt.profileProblems = loaded.problems
-    await rt.deliverer.restore(state.pending.values(), [...state.inDoubt.entries()], state.inDoubtEnvelopes)
+    rt.deliverer.load(state.pending.values())
     return rt
   }
 
-  /** Background work that needs OpenCode up: restart recovery and the reconciliation sweep. */
+  /**
+   * Work that needs OpenCode up, deferred past plugin start: settling deliveries a crash left in
+   * doubt, restart recovery of tasks, and the reconciliation sweeps.
+   */
   async startBackground(): Promise<void> {
+    await this.deliverer.settle([...this.state.inDoubt.entries()], this.state.inDoubtEnvelopes)
     await this.tasks.recover((t) => this.interrupted(t))
     this.tasks.startSweep()
     if (this.options.tasks.reconcileMs > 0 && !this.activitySweep)

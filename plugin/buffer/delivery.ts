@@ -66,14 +66,18 @@ export class Deliverer {
     this.poke(env.sessionId)
   }
 
-  /** Puts back what the journal says is undelivered, and settles in-doubt batches. */
-  async restore(
-    pending: Iterable<Envelope>,
-    inDoubt: Iterable<[string, { sessionId: string; ids: string[] }]>,
-    inDoubtEnvelopes: ReadonlyMap<string, Envelope>,
-  ): Promise<void> {
+  /**
+   * Puts back what the journal says is undelivered. Nothing is delivered yet: at plugin start
+   * OpenCode is still loading us, so talking to it would wait for ourselves. `settle` follows.
+   */
+  load(pending: Iterable<Envelope>): void {
     const now = this.deps.clock.now()
     for (const env of pending) if (env.sessionId) this.buffer(env.sessionId).restore([env], now)
+  }
+
+  /** Settles batches a crash left in doubt, then starts delivering what waits. */
+  async settle(inDoubt: Iterable<[string, { sessionId: string; ids: string[] }]>, inDoubtEnvelopes: ReadonlyMap<string, Envelope>): Promise<void> {
+    const now = this.deps.clock.now()
     for (const [batchId, batch] of inDoubt) {
       const seen = await this.deps.host.injectedIds(batch.sessionId).catch(() => undefined)
       if (seen && batch.ids.every((id) => seen.has(id))) {

@@ -152,3 +152,37 @@ describe("SIGTERM", () => {
     expect(progress).toContain("- Messages: 1 from the user")
   })
 })
+
+describe("kill -9 with a result still in the buffer", () => {
+  it("delivers it after the restart, exactly once", async () => {
+    const model = new MockModel()
+    await model.start()
+    // The user never pauses long enough before the crash: the result stays buffered.
+    const first = await startOpencode({ modelUrl: model.url, nso: { buffer: { pauseMs: 600_000 }, init: { sweepDelayMs: 50 } } })
+    let second: Awaited<ReturnType<typeof startOpencode>> | undefined
+    try {
+      model.script([
+        { when: { user: "quick job please" }, reply: { toolCalls: [{ name: "delegate", args: { agent: "builder", prompt: "the quick job", title: "quick" } }] }, times: 1 },
+        { when: { toolResult: "Started task" }, reply: { text: "Started." }, times: 1 },
+        { when: { user: "the quick job" }, reply: { text: "Quick job result: 42." }, times: 1 },
+        { when: { user: "Quick job result: 42." }, reply: { text: "The answer is 42." } },
+      ])
+      const root = (await first.client.session.create({ body: { title: "buffered" } })).data!.id
+      await first.client.session.prompt({ path: { id: root }, body: { agent: "oracle", parts: [{ type: "text", text: "quick job please" }] } })
+      const journalPath = join(first.projectDir, ".opencode/nso/journal.jsonl")
+      await until(() => (readJsonl(journalPath) as Rec[]).some((r) => r.e.type === "message.buffered" && (r.e.envelope as { text: string }).text === "Quick job result: 42."), "the result buffered")
+      await first.kill()
+
+      second = await startOpencode({ modelUrl: model.url, nso: { buffer: { pauseMs: 200 }, init: { sweepDelayMs: 50 } }, projectDir: first.projectDir, homeDir: first.homeDir })
+      await second.client.session.list()
+      await model.waitFor((r) => r.lastUser.includes("Quick job result: 42.") && r.lastUser.includes("· completion]"), 30_000)
+      await until(async () => (await busySessions(second!.client)).length === 0, "idle")
+      const msgs = await transcript(second.client, root)
+      expect(msgs.filter((m) => m.text.includes("Quick job result: 42.") && m.nso)).toHaveLength(1)
+    } finally {
+      await second?.stop()
+      await first.stop()
+      await model.stop()
+    }
+  })
+})

@@ -105,6 +105,9 @@ describe("runtime: delivery to the Oracle", () => {
     const deps2 = fakeDeps()
     deps2.fakeHost.injections = [...deps1.fakeHost.injections] // the session keeps what was injected
     const { rt: rt2 } = await runtime(dir, deps2)
+    // Nothing is sent to OpenCode while the plugin is still starting.
+    expect(deps2.fakeHost.injections).toHaveLength(1)
+    await rt2.startBackground()
     rt2.sessionBusy("ses_root", false)
     deps2.time.advance(5000)
     await rt2.deliverer.idle()
