@@ -28,8 +28,6 @@ export class Deliverer {
   private timers = new Map<string, { at: number; handle: TimerHandle }>()
   private running = new Map<string, Promise<void>>()
   private again = new Set<string>()
-  /** Batches injected, for tests and the demo's timeline. */
-  readonly delivered: { sessionId: string; ids: string[]; reply: boolean; at: number }[] = []
 
   constructor(
     private readonly deps: Pick<Deps, "clock" | "timers" | "ids" | "host" | "log">,
@@ -165,7 +163,6 @@ export class Deliverer {
     // A reply means a model turn has started; its idle event will come.
     if (decision.reply) this.registry.setBusy(sessionId, true)
     await this.ports.write({ type: "delivery.confirmed", batchId })
-    this.delivered.push({ sessionId, ids, reply: decision.reply, at: this.deps.clock.now() })
     if (!decision.reply) {
       const first = batch[0]!
       void this.toast(`${header(first)} ${first.text.slice(0, 160)}${batch.length > 1 ? ` (+${batch.length - 1} more)` : ""}`, "info")
