@@ -32,6 +32,8 @@ export interface Reducer<S> {
   apply(state: S, record: JournalRecord): S
   /** JSON-safe form for the snapshot. */
   serialize(state: S): unknown
+  /** Optional: drops what no longer needs keeping before a snapshot (e.g. old finished work). */
+  prune?(state: S, now: number): void
   /** Inverse of `serialize`; throws on a snapshot it cannot read. */
   deserialize(data: unknown): S
 }
@@ -394,7 +396,7 @@ export class Journal<S> {
       v: JOURNAL_VERSION,
       covered,
       absorbed,
-      state: this.reducer.serialize(state),
+      state: (this.reducer.prune?.(state, this.deps.clock.now()), this.reducer.serialize(state)),
       time: this.deps.clock.now(),
     }
     const tmp = join(this.dir, `${SNAPSHOT}.${this.writer}.tmp`)

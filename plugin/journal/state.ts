@@ -147,7 +147,25 @@ const SnapshotState = NsoState.extend({
   inDoubtEnvelopes: z.record(z.string(), Envelope).default({}),
 })
 
+/** How long finished tasks and their answered questions are kept in the state (ms). */
+export const RETAIN_FINISHED_MS = 30 * 24 * 3600_000
+
+/** Forgets tasks that ended long ago, and their questions once answered. */
+export function pruneFinished(state: LiveState, now: number, retainMs = RETAIN_FINISHED_MS): number {
+  let n = 0
+  for (const [id, t] of state.tasks) {
+    if (!TERMINAL.has(t.status) || now - t.updatedAt < retainMs) continue
+    state.tasks.delete(id)
+    n++
+    for (const [qid, q] of state.questions) if (q.taskId === id && q.status === "answered") state.questions.delete(qid)
+  }
+  return n
+}
+
+const TERMINAL = new Set(["completed", "failed", "cancelled"])
+
 export const nsoReducer: Reducer<LiveState> = {
+  prune: (s, now) => void pruneFinished(s, now),
   init: emptyState,
   apply: applyRecord,
   serialize: (s) => ({

@@ -251,3 +251,22 @@ describe("compaction while appends keep coming", () => {
     expect(new Set(state).size).toBe(3500)
   })
 })
+
+describe("retention", () => {
+  it("compaction forgets tasks that ended more than 30 days ago, and keeps the rest", async () => {
+    const dir = tempDir()
+    const deps = fakeDeps()
+    const { journal } = await Journal.open(deps, nsoReducer, { dir, fsync: false })
+    const task = (id: string) => ({ id, agent: "builder", title: id, prompt: "p", priority: "medium" as const, status: "queued" as const, parentSessionId: "ses_r", depth: 1, scope: [], dependsOn: [], createdAt: deps.time.now, updatedAt: deps.time.now, lastActivityAt: deps.time.now })
+    await journal.append({ type: "task.created", task: task("tsk_oldone") })
+    await journal.append({ type: "task.updated", id: "tsk_oldone", patch: { status: "completed", result: "r" } })
+    await journal.append({ type: "task.created", task: task("tsk_running") })
+    deps.time.advance(31 * 24 * 3600_000)
+    await journal.append({ type: "task.created", task: task("tsk_recent") })
+    await journal.append({ type: "task.updated", id: "tsk_recent", patch: { status: "completed", result: "r" } })
+    await journal.compact()
+    await journal.close()
+    const { state } = await Journal.open(fakeDeps(), nsoReducer, { dir, fsync: false })
+    expect([...state.tasks.keys()].sort()).toEqual(["tsk_recent", "tsk_running"])
+  })
+})
