@@ -186,4 +186,21 @@ describe("tasks on a real server", () => {
     const told = await model.waitFor((r) => r.lastUser.includes(`answered question ${qid}`))
     expect(told.lastUser).toContain("It was sent to the waiting agent")
   })
+
+  it("nso cancel from another process stops the task and its session", async () => {
+    model.script([
+      { when: { user: "endless job" }, reply: { toolCalls: [{ name: "delegate", args: { agent: "builder", prompt: "endless work", title: "endless" } }] }, times: 1 },
+      { when: { toolResult: "Started task" }, reply: { text: "Started." }, times: 1 },
+      { when: { user: "endless work" }, reply: { text: "still working…", delayMs: 30_000 }, times: 1 },
+    ])
+    const root = await newSession(oc, "cli cancel")
+    await prompt(oc, root, "endless job")
+    await model.waitFor((r) => r.lastUser.includes("endless work") && !r.lastToolResult)
+    const created = await until(() => journal(oc).find((r) => r.e.type === "task.created" && (r.e.task as { title: string }).title === "endless"), "task")
+    const id = (created.e.task as { id: string }).id
+    await until(async () => (await busySessions(oc.client)).length > 0, "the builder busy")
+    await run(process.execPath, [join(REPO, "dist/scripts/nso.js"), "cancel", id, "--dir", oc.projectDir])
+    await until(() => taskStatus(oc, id) === "cancelled", "the task cancelled")
+    await until(async () => (await busySessions(oc.client)).length === 0, "nothing busy", 10_000)
+  })
 })
