@@ -41,3 +41,13 @@ describe("options", () => {
     expect(a).toEqual({ b: { c: 1 } })
   })
 })
+
+describe("options JSON Schema", () => {
+  it("is generated from the zod schema, with defaults and descriptions for editors", async () => {
+    const { optionsJsonSchema } = await import("../../scripts/gen-schema.js")
+    const schema = optionsJsonSchema() as { properties: Record<string, { properties?: Record<string, { default?: unknown; description?: string }> }>; additionalProperties?: boolean }
+    expect(schema.properties.buffer!.properties!.pauseMs).toMatchObject({ default: 2000, description: expect.stringContaining("milliseconds") })
+    expect(schema.properties.tasks!.properties!.closePolicy).toMatchObject({ default: "ask" })
+    expect(schema.additionalProperties).toBe(false)
+  })
+})
