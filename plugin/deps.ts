@@ -78,6 +78,8 @@ export const detachedHost: Host = {
 export interface Clock {
   /** Milliseconds since the epoch. */
   now(): number
+  /** Monotonic milliseconds (fractional), for measuring durations. */
+  monotonic(): number
 }
 
 export type TimerHandle = { readonly __timer: unique symbol } | object
@@ -109,7 +111,7 @@ export interface Logger {
 // Lower-case alphanumerics only: ids end up in headers a model has to copy back verbatim.
 const idBody = customAlphabet("0123456789abcdefghijklmnopqrstuvwxyz", 14)
 
-export const systemClock: Clock = { now: () => Date.now() }
+export const systemClock: Clock = { now: () => Date.now(), monotonic: () => performance.now() }
 
 export const systemTimers: Timers = {
   setTimeout: (fn, ms) => {

@@ -1,4 +1,5 @@
 import { z } from "zod"
+import { WRITE_TOOLS } from "../tasks/scope.js"
 
 /**
  * Agent profiles: what an agent is (role, specialization, model, prompt, knowledge) and what it
@@ -66,8 +67,6 @@ export type ProfileInput = z.input<typeof Profile>
 export const ORACLE_TOOLS = ["delegate", "tasks", "task_result", "task_cancel", "answer"] as const
 export const BACKGROUND_TOOLS = ["ask_user"] as const
 
-/** OpenCode's built-in tools that change files, governed by the `edit` permission. */
-export const EDIT_TOOLS = ["edit", "write", "patch", "apply_patch", "multiedit"] as const
 
 /** Glob match for tool names (`*` any run of characters). */
 export function toolGlob(glob: string): RegExp {
@@ -80,7 +79,7 @@ export function toolGlob(glob: string): RegExp {
  */
 export function toolVerdict(p: Profile, tool: string): { ok: true } | { ok: false; why: string } {
   if (!p.delegates && (ORACLE_TOOLS as readonly string[]).includes(tool)) return { ok: false, why: "it does not delegate (only coordinators do)" }
-  if ((EDIT_TOOLS as readonly string[]).includes(tool) && p.permission.edit === "deny") return { ok: false, why: "its role may not change files" }
+  if (WRITE_TOOLS.has(tool) && p.permission.edit === "deny") return { ok: false, why: "its role may not change files" }
   if (tool === "bash" && p.permission.bash === "deny") return { ok: false, why: "its role may not run commands" }
   if (tool === "webfetch" && p.permission.webfetch === "deny") return { ok: false, why: "its role may not fetch from the web" }
   if (p.tools.denied.some((g) => toolGlob(g).test(tool))) return { ok: false, why: `its profile denies ${tool}` }

@@ -429,7 +429,7 @@ export class Journal<S> {
   }
 
   private async replay(): Promise<{ state: S; report: ReplayReport }> {
-    const started = performance.now()
+    const started = this.deps.clock.monotonic()
     const ctx = await this.loadSnapshot()
     // Files a snapshot already absorbed are left-overs of a crash after the snapshot was written.
     for (const f of ctx.absorbed) await this.deps.fs.unlink(join(this.dir, f)).catch(() => {})
@@ -445,7 +445,7 @@ export class Journal<S> {
         torn: ctx.torn,
         duplicates: ctx.duplicates,
         recoveredCompactions: files.length,
-        durationMs: performance.now() - started,
+        durationMs: this.deps.clock.monotonic() - started,
       },
     }
   }

@@ -1,5 +1,5 @@
 import { z } from "zod"
-import { Envelope, Question, Task, type JournalRecord } from "../protocol.js"
+import { Envelope, Question, Task, TERMINAL_TASK_STATUSES, type JournalRecord } from "../protocol.js"
 import type { Reducer } from "./journal.js"
 
 /**
@@ -154,15 +154,13 @@ export const RETAIN_FINISHED_MS = 30 * 24 * 3600_000
 export function pruneFinished(state: LiveState, now: number, retainMs = RETAIN_FINISHED_MS): number {
   let n = 0
   for (const [id, t] of state.tasks) {
-    if (!TERMINAL.has(t.status) || now - t.updatedAt < retainMs) continue
+    if (!TERMINAL_TASK_STATUSES.has(t.status) || now - t.updatedAt < retainMs) continue
     state.tasks.delete(id)
     n++
     for (const [qid, q] of state.questions) if (q.taskId === id && q.status === "answered") state.questions.delete(qid)
   }
   return n
 }
-
-const TERMINAL = new Set(["completed", "failed", "cancelled"])
 
 export const nsoReducer: Reducer<LiveState> = {
   prune: (s, now) => void pruneFinished(s, now),

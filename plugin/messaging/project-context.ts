@@ -49,7 +49,7 @@ export async function readContext(deps: Pick<Deps, "fs">, path: string): Promise
 
 /** Applies an update and writes atomically (temp file + rename). */
 export async function updateContext(
-  deps: Pick<Deps, "fs" | "clock">,
+  deps: Pick<Deps, "fs" | "clock" | "ids">,
   path: string,
   update: unknown,
   by: string,
@@ -68,7 +68,7 @@ export async function updateContext(
     updatedBy: by,
   }
   await deps.fs.mkdir(join(path, ".."), { recursive: true })
-  const tmp = `${path}.${process.pid}.${deps.clock.now()}.tmp`
+  const tmp = `${path}.${deps.ids.id("tmp")}.tmp`
   await deps.fs.writeFile(tmp, JSON.stringify(next, null, 2) + "\n")
   await deps.fs.rename(tmp, path)
   return next

@@ -127,13 +127,13 @@ export class SessionInit {
     const steps: InitStep[] = []
     const result: InitResult = { sessionId, trigger, root: true, ok: true, steps, created: [], truncated: [] }
     const step = async <T>(name: string, fn: () => Promise<T>, detail?: (v: T) => string | undefined): Promise<T> => {
-      const t0 = performance.now()
+      const t0 = this.deps.clock.monotonic()
       try {
         const v = await fn()
-        steps.push({ step: name, ms: round(performance.now() - t0), ok: true, detail: detail?.(v) })
+        steps.push({ step: name, ms: round(this.deps.clock.monotonic() - t0), ok: true, detail: detail?.(v) })
         return v
       } catch (err) {
-        steps.push({ step: name, ms: round(performance.now() - t0), ok: false, detail: String(err) })
+        steps.push({ step: name, ms: round(this.deps.clock.monotonic() - t0), ok: false, detail: String(err) })
         throw err
       }
     }

@@ -59,4 +59,5 @@ export function writeTargets(tool: string, args: unknown): string[] {
   return out
 }
 
+/** OpenCode's built-in tools that change files (the ones its `edit` permission governs). */
 export const WRITE_TOOLS: ReadonlySet<string> = new Set(["write", "edit", "patch", "apply_patch", "multiedit"])

@@ -11,7 +11,7 @@ export class FakeTime {
   private timers = new Map<number, { at: number; fn: () => void; every?: number }>()
   private next = 1
 
-  clock = { now: () => this.now }
+  clock = { now: () => this.now, monotonic: () => this.now }
   timers_ = {
     setTimeout: (fn: () => void, ms: number): TimerHandle => this.add(fn, ms),
     clearTimeout: (h: TimerHandle) => void this.timers.delete((h as { id: number }).id),

@@ -7,7 +7,7 @@ const reducer = { init: () => [], apply: (s, r) => (s.push(r.e.sessionId), s), s
 let n = 0
 const deps = {
   fs,
-  clock: { now: () => Date.now() },
+  clock: { now: () => Date.now(), monotonic: () => performance.now() },
   ids: { id: (p) => `${p}_${process.pid}x${++n}` },
   log: { log: () => {} },
 }
