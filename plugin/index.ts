@@ -1,6 +1,5 @@
 import { join } from "node:path"
 import type { Hooks, Plugin } from "@opencode-ai/plugin"
-import { parse as parseYaml } from "yaml"
 import * as nodeFs from "node:fs/promises"
 import { createDeps, type Deps } from "./deps.js"
 import { chatMessageHook } from "./hooks/chat-message.js"
@@ -11,8 +10,7 @@ import { guarded } from "./hooks/guard.js"
 import { opencodeHost } from "./hooks/host.js"
 import { systemHook } from "./hooks/system.js"
 import { toolAfterHook, toolBeforeHook } from "./hooks/tools.js"
-import { resolveOptions, type OptionsLayer } from "./options.js"
-import { CONFIG_DIR } from "./paths.js"
+import { loadOptions } from "./options.js"
 import { fileLogger, Runtime } from "./runtime.js"
 import { projectContextTool } from "./tools/project-context.js"
 import { commandHook } from "./hooks/command.js"
@@ -25,21 +23,6 @@ import { taskResultTool } from "./tools/task-result.js"
 import { tasksTool } from "./tools/tasks.js"
 import { watch } from "node:fs"
 
-async function yamlLayer(path: string): Promise<OptionsLayer> {
-  let text: string
-  try {
-    text = await nodeFs.readFile(path, "utf8")
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === "ENOENT") return { origin: path, value: undefined }
-    throw err
-  }
-  try {
-    return { origin: path, value: parseYaml(text) ?? undefined }
-  } catch (err) {
-    return { origin: path, value: `unparseable YAML: ${(err as Error).message}` }
-  }
-}
-
 /**
  * NSO for OpenCode. Options: `"plugin": [["opencode-nso", { …options }]]` in opencode.json, over
  * `.opencode/nso.yaml`, over the shipped `config/defaults.yaml`.
@@ -47,12 +30,7 @@ async function yamlLayer(path: string): Promise<OptionsLayer> {
 export const NsoPlugin: Plugin = async (input, pluginOptions) => {
   const projectDir = input.directory
   const host = opencodeHost(input.client, projectDir)
-  const layers = [
-    await yamlLayer(join(CONFIG_DIR, "defaults.yaml")),
-    await yamlLayer(join(projectDir, ".opencode", "nso.yaml")),
-    { origin: "opencode.json plugin options", value: pluginOptions && Object.keys(pluginOptions).length ? pluginOptions : undefined },
-  ]
-  const { options, problems } = resolveOptions(layers)
+  const { options, problems } = await loadOptions({ fs: nodeFs }, projectDir, pluginOptions)
   const log = fileLogger(join(projectDir, options.stateDir, "nso.log"), options.logLevel)
   const deps: Deps = createDeps({ host, log })
   if (problems.length) {

@@ -1,4 +1,8 @@
+import { join } from "node:path"
+import { parse as parseYaml } from "yaml"
 import { z } from "zod"
+import type { Deps } from "./deps.js"
+import { CONFIG_DIR } from "./paths.js"
 import { IntentRule } from "./router/intent.js"
 
 /**
@@ -161,4 +165,34 @@ export function resolveOptions(layers: readonly OptionsLayer[]): LoadedOptions {
     else problems.push(...problemsOf(r.error, layer.origin))
   }
   return { options: Options.parse(merged), problems }
+}
+
+/**
+ * The options in force for a project: `config/defaults.yaml` < `.opencode/nso.yaml` < the plugin
+ * options from opencode.json. A file that cannot be read as YAML is reported and skipped.
+ */
+export async function loadOptions(deps: Pick<Deps, "fs">, projectDir: string, inline: unknown): Promise<LoadedOptions> {
+  const problems: string[] = []
+  const read = async (path: string): Promise<OptionsLayer> => {
+    let text: string
+    try {
+      text = await deps.fs.readFile(path, "utf8")
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== "ENOENT") problems.push(`${path}: (file): cannot be read: ${(err as Error).message}`)
+      return { origin: path, value: undefined }
+    }
+    try {
+      return { origin: path, value: parseYaml(text) ?? undefined }
+    } catch (err) {
+      problems.push(`${path}: (file): not valid YAML: ${(err as Error).message.split("\n")[0]}`)
+      return { origin: path, value: undefined }
+    }
+  }
+  const hasInline = isPlainObject(inline) ? Object.keys(inline).length > 0 : inline !== undefined
+  const r = resolveOptions([
+    await read(join(CONFIG_DIR, "defaults.yaml")),
+    await read(join(projectDir, ".opencode", "nso.yaml")),
+    { origin: "opencode.json plugin options", value: hasInline ? inline : undefined },
+  ])
+  return { options: r.options, problems: [...problems, ...r.problems] }
 }

@@ -10,17 +10,17 @@ import { createDeps } from "../plugin/deps.js"
 import { Journal } from "../plugin/journal/journal.js"
 import { nsoReducer, type LiveState } from "../plugin/journal/state.js"
 import { contextPath, formatContext, readContext, updateContext } from "../plugin/messaging/project-context.js"
-import { resolveOptions, type Options } from "../plugin/options.js"
+import { loadOptions, type Options } from "../plugin/options.js"
 import { CONFIG_DIR, PACKAGE_ROOT } from "../plugin/paths.js"
 import { loadProfiles } from "../plugin/agents/load.js"
 import { TERMINAL_TASK_STATUSES, type JournalEvent } from "../plugin/protocol.js"
 import { taskLine } from "../plugin/tools/format.js"
-import { parse as parseYaml } from "yaml"
 
 export class UsageError extends Error {}
 
 interface Ctx {
   dir: string
+  options: Options
   stateDir: string
   contextDir: string
   json: boolean
@@ -36,35 +36,15 @@ interface Command {
 
 const deps = createDeps()
 
-function loadProjectOptionsFull(dir: string): Options {
-  const layer = (path: string) => {
-    try {
-      return { origin: path, value: parseYaml(readFileSync(path, "utf8")) ?? undefined }
-    } catch {
-      return { origin: path, value: undefined }
-    }
-  }
-  let inline: unknown
+/** The NSO options in opencode.json's plugin entry, if any (the CLI reads them itself). */
+function inlineOptions(dir: string): unknown {
   try {
     const cfg = JSON.parse(readFileSync(join(dir, "opencode.json"), "utf8")) as { plugin?: unknown[] }
     const entry = (cfg.plugin ?? []).find((p) => Array.isArray(p) && typeof p[0] === "string" && /nso/.test(p[0]))
-    inline = Array.isArray(entry) ? entry[1] : undefined
+    return Array.isArray(entry) ? entry[1] : undefined
   } catch {
-    inline = undefined
+    return undefined
   }
-  return resolveOptions([layer(join(CONFIG_DIR, "defaults.yaml")), layer(join(dir, ".opencode", "nso.yaml")), { origin: "opencode.json plugin options", value: inline }]).options
-}
-
-function loadProjectOptions(dir: string): { stateDir: string; contextDir: string } {
-  const layer = (path: string) => {
-    try {
-      return { origin: path, value: parseYaml(readFileSync(path, "utf8")) ?? undefined }
-    } catch {
-      return { origin: path, value: undefined }
-    }
-  }
-  const { options } = resolveOptions([layer(join(CONFIG_DIR, "defaults.yaml")), layer(join(dir, ".opencode", "nso.yaml"))])
-  return { stateDir: options.stateDir, contextDir: options.init.contextDir }
 }
 
 /** Appends one event durably, as one more writer of the journal. */
@@ -226,7 +206,7 @@ const commands: Record<string, Command> = {
     summary: "Every agent profile: role, model, permissions, specialization, where it was defined",
     usage: "nso agents [--json]",
     async run(ctx) {
-      const opts = loadProjectOptionsFull(ctx.dir)
+      const opts = ctx.options
       const loaded = await loadProfiles(deps, { shipped: join(CONFIG_DIR, "agents"), project: join(ctx.dir, ctx.stateDir, "agents") }, opts.agents)
       const rows = [...loaded.profiles.values()].map((p) => {
         const tier = p.model === "fast" || p.model === "strong" ? p.model : undefined
@@ -320,7 +300,8 @@ export async function main(argv: string[], out: (s: string) => void = (s) => pro
     return 0
   }
   const dir = resolve(String(parsed.values.dir ?? process.cwd()))
-  const ctx: Ctx = { dir, ...loadProjectOptions(dir), json: !!parsed.values.json, out }
+  const { options } = await loadOptions(deps, dir, inlineOptions(dir))
+  const ctx: Ctx = { dir, options, stateDir: options.stateDir, contextDir: options.init.contextDir, json: !!parsed.values.json, out }
   try {
     const result = await cmd.run(ctx, parsed)
     if (ctx.json) out(JSON.stringify(result, null, 2))

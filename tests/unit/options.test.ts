@@ -51,3 +51,20 @@ describe("options JSON Schema", () => {
     expect(schema.additionalProperties).toBe(false)
   })
 })
+
+describe("loading a project's options", () => {
+  it("reads the shipped defaults and the project file, reports a file that is not YAML, and applies inline options", async () => {
+    const { loadOptions } = await import("../../plugin/options.js")
+    const { mkdirSync, writeFileSync } = await import("node:fs")
+    const { join } = await import("node:path")
+    const { fakeDeps, tempDir } = await import("../helpers/fake-deps.js")
+    const dir = tempDir()
+    mkdirSync(join(dir, ".opencode"))
+    writeFileSync(join(dir, ".opencode/nso.yaml"), "buffer: [unclosed\n")
+    const r = await loadOptions(fakeDeps(), dir, { stateDir: ".nso-state" })
+    expect(r.problems).toEqual([expect.stringMatching(/\.opencode\/nso\.yaml: \(file\): not valid YAML: /)])
+    expect(r.options.stateDir).toBe(".nso-state")
+    // The shipped defaults were applied (intent rules live only there).
+    expect(r.options.router.intents.map((i) => i.name)).toContain("build")
+  })
+})
