@@ -39,13 +39,11 @@ export class Runtime {
   readonly questions: QuestionManager
   readonly profiles: Map<string, Profile>
   readonly profileOrigins: Map<string, Record<string, string>>
-  readonly knowledge: KnowledgeIndex
+  private knowledgeIndex: Promise<KnowledgeIndex> | undefined
   private suggestions = new Map<string, IntentSuggestion>()
   private activitySweep: ReturnType<Deps["timers"]["setInterval"]> | undefined
   /** When this runtime started (ms since epoch). */
   readonly startedAt: number
-  /** Problems found while loading profiles (file, field, problem). */
-  profileProblems: string[] = []
   private closed = new Set<string>()
   private disposed = false
 
@@ -57,12 +55,10 @@ export class Runtime {
     readonly state: LiveState,
     readonly replay: ReplayReport,
     loaded: LoadedProfiles,
-    knowledge: KnowledgeIndex,
   ) {
     this.startedAt = deps.clock.now()
     this.profiles = loaded.profiles
     this.profileOrigins = loaded.origins
-    this.knowledge = knowledge
     this.registry = new SessionRegistry(deps)
     this.intents = createIntentMonitor(options.router.intents)
     this.deliverer = new Deliverer(deps, options.buffer, this.registry, {
@@ -121,9 +117,7 @@ export class Runtime {
     for (const p of loaded.problems) deps.log.log("error", `agent profile problem (that definition is left out): ${p}`)
     if (loaded.problems.length)
       void deps.host.toast(`NSO agent profiles: ${loaded.problems[0]}${loaded.problems.length > 1 ? ` (+${loaded.problems.length - 1} more)` : ""}`, "error").catch(() => {})
-    const knowledge = await KnowledgeIndex.build(deps, projectDir, loaded.profiles)
-    const rt = new Runtime(deps, projectDir, options, journal, state, report, loaded, knowledge)
-    rt.profileProblems = loaded.problems
+    const rt = new Runtime(deps, projectDir, options, journal, state, report, loaded)
     rt.deliverer.load(state.pending.values())
     return rt
   }
@@ -184,6 +178,12 @@ export class Runtime {
   promptOf(p: Profile): string {
     const base = /^[\w./-]+\.md$/.test(p.prompt) ? readTemplate(p.prompt) : p.prompt
     return `${base}\n\n${promptSuffix(p)}`
+  }
+
+  /** The runbook index, read on first use rather than at plugin start. */
+  knowledge(): Promise<KnowledgeIndex> {
+    this.knowledgeIndex ??= KnowledgeIndex.build(this.deps, this.projectDir, this.profiles)
+    return this.knowledgeIndex
   }
 
   /** NSO's own check of a profile's tool rules (OpenCode's permissions say the same where they can). */
@@ -291,7 +291,7 @@ export class Runtime {
     if (c.source === "user" && !info.parentId) {
       // The human spoke: hold agent messages until the next pause.
       info.lastUserMessageAt = this.deps.clock.now()
-      info.busy = true
+      this.registry.setBusy(sessionId, true)
       const text = parts.filter((p) => !p.synthetic).map((p) => p.text).join("\n")
       const r = route({ source: "user", kind: "assignment", priority: "medium", text }, this.intents)
       if (r.handler === "intent" && r.suggestion) this.suggestions.set(sessionId, r.suggestion)
@@ -326,8 +326,8 @@ export class Runtime {
   async system(sessionId: string): Promise<string[]> {
     const out = await this.init.systemFor(sessionId)
     const info = this.registry.get(sessionId)
-    if (info.agent && info.lastText) {
-      const k = this.knowledge.select(info.agent, info.lastText, this.options.knowledge.budgetChars)
+    if (info.agent && info.lastText && this.profiles.get(info.agent)?.knowledge.length) {
+      const k = (await this.knowledge()).select(info.agent, info.lastText, this.options.knowledge.budgetChars)
       if (k) out.push(k.text)
     }
     const s = this.suggestions.get(sessionId)

@@ -1,6 +1,7 @@
 import { basename, extname, join } from "node:path"
 import { parse as parseYaml } from "yaml"
 import type { Deps } from "../deps.js"
+import { isPlainObject } from "../options.js"
 import { Profile } from "./profiles.js"
 
 /**
@@ -29,10 +30,6 @@ interface Layer {
 
 const NESTED = new Set(["tools", "permission"])
 
-function isObject(v: unknown): v is Record<string, unknown> {
-  return typeof v === "object" && v !== null && !Array.isArray(v)
-}
-
 /** Splits `---` front matter from a markdown body. */
 export function frontMatter(text: string): { data: unknown; body: string } {
   const m = /^---\r?\n([\s\S]*?)\r?\n---\r?\n?([\s\S]*)$/.exec(text)
@@ -58,16 +55,16 @@ export async function readProfileDir(deps: Pick<Deps, "fs">, dir: string, proble
       const text = await deps.fs.readFile(path, "utf8")
       if (ext === ".md") {
         const { data, body } = frontMatter(text)
-        raw = { name: basename(file, ext), ...(isObject(data) ? data : {}), ...(body.trim() && !(isObject(data) && data.prompt) ? { prompt: body.trim() } : {}) }
+        raw = { name: basename(file, ext), ...(isPlainObject(data) ? data : {}), ...(body.trim() && !(isPlainObject(data) && data.prompt) ? { prompt: body.trim() } : {}) }
       } else raw = parseYaml(text)
     } catch (err) {
       problems.push(`${path}: (file): cannot be read as ${ext === ".md" ? "markdown with YAML front matter" : "YAML"}: ${(err as Error).message.split("\n")[0]}`)
       continue
     }
-    const items = Array.isArray(raw) ? raw : isObject(raw) && Array.isArray(raw.agents) ? raw.agents : [raw]
+    const items = Array.isArray(raw) ? raw : isPlainObject(raw) && Array.isArray(raw.agents) ? raw.agents : [raw]
     items.forEach((item, i) => {
       const where = items.length > 1 ? `${path}#${i + 1}` : path
-      if (!isObject(item) || typeof item.name !== "string" || !item.name) {
+      if (!isPlainObject(item) || typeof item.name !== "string" || !item.name) {
         problems.push(`${where}: name: every profile needs a name (a string)`)
         return
       }
@@ -82,7 +79,7 @@ function merge(layers: Layer[]): { value: Record<string, unknown>; origins: Reco
   const origins: Record<string, string> = {}
   for (const l of layers) {
     for (const [k, v] of Object.entries(l.fields)) {
-      value[k] = NESTED.has(k) && isObject(value[k]) && isObject(v) ? { ...value[k], ...v } : v
+      value[k] = NESTED.has(k) && isPlainObject(value[k]) && isPlainObject(v) ? { ...value[k], ...v } : v
       origins[k] = l.origin
     }
   }
@@ -98,7 +95,7 @@ export async function loadProfiles(
   const layers = [
     ...(await readProfileDir(deps, dirs.shipped, problems)),
     ...(await readProfileDir(deps, dirs.project, problems)),
-    ...Object.entries(inline).map(([name, fields]) => ({ origin: `opencode.json agents.${name}`, name, fields: isObject(fields) ? { name, ...fields } : { name } })),
+    ...Object.entries(inline).map(([name, fields]) => ({ origin: `opencode.json agents.${name}`, name, fields: isPlainObject(fields) ? { name, ...fields } : { name } })),
   ]
   const byName = new Map<string, Layer[]>()
   for (const l of layers) byName.set(l.name, [...(byName.get(l.name) ?? []), l])

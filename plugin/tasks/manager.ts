@@ -96,20 +96,21 @@ export class TaskManager {
 
   /** Tasks delegated from this session or from any task under it. */
   tree(sessionId: string): Task[] {
+    // One pass per nesting level (bounded by maxDepth); called on every delivery decision.
     const all = [...this.ports.state.tasks.values()]
-    const out: Task[] = []
+    const out = new Set<Task>()
     const sessions = new Set([sessionId])
     let grew = true
     while (grew) {
       grew = false
       for (const t of all) {
-        if (out.includes(t) || !sessions.has(t.parentSessionId)) continue
-        out.push(t)
+        if (out.has(t) || !sessions.has(t.parentSessionId)) continue
+        out.add(t)
         if (t.sessionId) sessions.add(t.sessionId)
         grew = true
       }
     }
-    return out.sort((a, b) => a.createdAt - b.createdAt)
+    return [...out].sort((a, b) => a.createdAt - b.createdAt)
   }
 
   running(sessionId: string): number {

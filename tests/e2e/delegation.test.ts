@@ -26,9 +26,7 @@ describe("background delegation with user priority (real server)", () => {
       { when: { user: "Login page done" }, reply: { text: "The builder finished the login page." }, times: 1 },
     ])
     const root = (await oc.client.session.create({ body: { title: "story" } })).data!
-    const t0 = Date.now()
     await oc.client.session.prompt({ path: { id: root.id }, body: { agent: "oracle", parts: [{ type: "text", text: "please build the login page" }] } })
-    const delegateReturned = Date.now() - t0
     // The user keeps talking while the builder works.
     await oc.client.session.prompt({ path: { id: root.id }, body: { agent: "oracle", parts: [{ type: "text", text: "meanwhile, what is 2+2" }] } })
     const question = await model.waitFor((r) => /\[NSO · builder · task tsk_\w+ · question q_\w+\]/.test(r.lastUser) && !r.lastToolResult)
@@ -57,6 +55,5 @@ describe("background delegation with user priority (real server)", () => {
     const oracleReq = model.requests.find((r) => r.lastUser.includes("build the login page"))!
     expect(oracleReq.tools).toEqual(expect.arrayContaining(["delegate", "tasks", "task_result", "task_cancel", "answer"]))
     expect(oracleReq.tools).not.toContain("ask_user")
-    expect(delegateReturned).toBeGreaterThan(0)
   })
 })
