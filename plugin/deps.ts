@@ -131,18 +131,6 @@ export const randomIds: Ids = { id: (prefix) => `${prefix}_${idBody()}` }
 
 export const silentLogger: Logger = { log: () => {} }
 
-export function consoleLogger(minLevel: LogLevel = "info"): Logger {
-  const order: LogLevel[] = ["debug", "info", "warn", "error"]
-  const min = order.indexOf(minLevel)
-  return {
-    log(level, message, extra) {
-      if (order.indexOf(level) < min) return
-      const line = extra ? `${message} ${JSON.stringify(extra)}` : message
-      process.stderr.write(`[nso] ${level}: ${line}\n`)
-    },
-  }
-}
-
 /** The real thing; pass overrides for any part. */
 export function createDeps(overrides: Partial<Deps> = {}): Deps {
   return {

@@ -197,7 +197,6 @@ export const JournalEvent = z.discriminatedUnion("type", [
   event("session.initialized", { sessionId: z.string(), root: z.boolean() }),
 ])
 export type JournalEvent = z.infer<typeof JournalEvent>
-export type JournalEventType = JournalEvent["type"]
 
 /** One line of the journal file. `w` + `s` identify a record across processes for dedupe. */
 export const JournalRecord = z.object({

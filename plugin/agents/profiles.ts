@@ -61,7 +61,6 @@ export const Profile = z
   })
   .strict()
 export type Profile = z.infer<typeof Profile>
-export type ProfileInput = z.input<typeof Profile>
 
 /** The NSO tools of each side of the delegation contract. */
 export const ORACLE_TOOLS = ["delegate", "tasks", "task_result", "task_cancel", "answer"] as const

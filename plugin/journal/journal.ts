@@ -247,11 +247,6 @@ export class Journal<S> {
     }
   }
 
-  /** Bytes in the live log (this process's view). */
-  get size(): number {
-    return this.liveBytes
-  }
-
   /** Rotates the log and folds everything on disk into a fresh snapshot. */
   compact(): Promise<void> {
     if (!this.compacting) {

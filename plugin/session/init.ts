@@ -71,10 +71,6 @@ export class SessionInit {
     return run
   }
 
-  initialized(sessionId: string): boolean {
-    return this.runs.has(sessionId)
-  }
-
   /** What to add to this session's system prompt (empty before init or after a failed one). */
   async systemFor(sessionId: string): Promise<string[]> {
     await this.ensure(sessionId, "system.transform")
