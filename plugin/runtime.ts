@@ -151,7 +151,6 @@ export class Runtime {
     const policy = this.options.tasks.closePolicy
     if (policy === "kill") {
       await this.tasks.cancel(t.id, "interrupted by a restart (close policy: kill)")
-      await this.post({ sessionId: this.tasks.rootSession(t), source: "system", from: "nso", to: "oracle", kind: "status", priority: "medium", taskId: t.id, text: `Task "${t.title}" (${t.agent}) was interrupted by a restart and cancelled (close policy: kill).` })
     } else if (policy === "persist") {
       await this.tasks.resume(t.id)
     } else {
@@ -256,7 +255,6 @@ export class Runtime {
     if (task && !TERMINAL_TASK_STATUSES.has(task.status)) {
       // Someone deleted a task's session: the work cannot go on; say so instead of waiting for a stall.
       await this.tasks.cancel(task.id, "its session was deleted")
-      await this.post({ sessionId: task.parentSessionId, source: "system", from: "nso", to: "oracle", kind: "status", priority: "high", taskId: task.id, text: `Task "${task.title}" (${task.agent}) was cancelled: its session was deleted.` })
     }
     this.init.forget(id)
     this.registry.forget(id)

@@ -396,8 +396,12 @@ export class TaskManager {
 
   // ----- cancel -------------------------------------------------------------------------------
 
-  /** Cancels the task and everything it started, deepest first. Returns what was cancelled. */
-  async cancel(id: string, reason = "cancelled"): Promise<Task[]> {
+  /**
+   * Cancels the task and everything it started, deepest first, and tells the session that
+   * delegated it — unless the caller tells it itself (`tell: false`, e.g. the Oracle's own
+   * task_cancel). Returns what was cancelled.
+   */
+  async cancel(id: string, reason = "cancelled", opts: { tell?: boolean } = {}): Promise<Task[]> {
     const root = this.get(id)
     if (!root) throw new TaskError(`No task "${id}". Use the tasks tool to see task ids.`)
     const family = [root, ...this.descendants(id)].filter((t) => !TERMINAL_TASK_STATUSES.has(t.status))
@@ -407,6 +411,19 @@ export class TaskManager {
       await this.finish(t.id, "cancelled", { error: reason })
       if (t.sessionId) await this.deps.host.abort(t.sessionId).catch((err) => this.deps.log.log("warn", "abort failed", { id: t.id, error: String(err) }))
       out.push(this.get(t.id)!)
+    }
+    if (out.length && opts.tell !== false) {
+      const others = out.length - 1
+      await this.ports.post({
+        sessionId: root.parentSessionId,
+        source: "system",
+        from: "nso",
+        to: "oracle",
+        kind: "status",
+        priority: "high",
+        taskId: root.id,
+        text: `Task "${root.title}" (${root.agent}) was cancelled: ${reason}${others ? `, with ${others} task(s) it started` : ""}.`,
+      })
     }
     return out
   }
@@ -434,10 +451,9 @@ export class TaskManager {
       this.limits.set(
         id,
         this.deps.timers.setTimeout(() => {
-          void this.cancel(id, `ran longer than the ${this.opts.maxRuntimeMs} ms limit`).then(() => {
-            const t = this.get(id)!
-            return this.ports.post({ sessionId: t.parentSessionId, source: "system", from: "nso", to: "oracle", kind: "failure", priority: "high", taskId: id, text: `Task "${t.title}" was stopped: it ran longer than the configured limit.` })
-          })
+          void this.cancel(id, `it ran longer than the ${this.opts.maxRuntimeMs} ms limit`).catch((err) =>
+            this.deps.log.log("error", "cancelling a task over its time limit failed", { id, error: String(err) }),
+          )
         }, this.opts.maxRuntimeMs),
       )
     }
@@ -477,7 +493,7 @@ export class TaskManager {
         taskId: id,
         text: `Task "${t.title}" (${t.agent}) has shown no activity for ${Math.round(idleFor / 60_000)} min. ${this.opts.killStalled ? "It was cancelled (killStalled is on)." : "It keeps running; cancel it with task_cancel if it is stuck."}`,
       })
-      if (this.opts.killStalled) return void (await this.cancel(id, "stalled"))
+      if (this.opts.killStalled) return void (await this.cancel(id, "stalled", { tell: false }))
     }
     this.arm(id, this.opts.stallMs)
   }

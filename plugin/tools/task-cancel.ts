@@ -16,7 +16,7 @@ export function taskCancelTool(rt: Runtime) {
         const t = rt.tasks.get(args.id)
         if (!t) throw new TaskError(`No task "${args.id}". Use the tasks tool to see task ids.`)
         if (TERMINAL_TASK_STATUSES.has(t.status)) return `Task ${t.id} already ended ${t.status}; nothing to cancel.`
-        const gone = await rt.tasks.cancel(args.id, "cancelled by the Oracle")
+        const gone = await rt.tasks.cancel(args.id, "cancelled by the Oracle", { tell: false })
         return `Cancelled ${gone.map((x) => `${x.id} (${x.agent})`).join(", ")}.`
       } catch (err) {
         throw modelError("task_cancel", err)

@@ -409,6 +409,8 @@ describe("requests from the CLI", () => {
     expect((await asked).outcome).toEqual({ kind: "answered", answer: "8080", by: "user (cli)" })
     expect(rt.tasks.get(t.id)!.status).toBe("running")
     expect(rt.tasks.get(u.id)!.status).toBe("cancelled")
+    // The Oracle did not cancel it, so it is told.
+    expect(rt.deliverer.pending("ses_root").map((e) => e.text)).toContain('Task "y" (builder) was cancelled: cancelled by user (cli).')
     await rt.dispose()
   })
 })
