@@ -7,7 +7,7 @@
  */
 import { join } from "node:path"
 import { MockModel, type RecordedRequest } from "./harness/mock-model.js"
-import { cleanup, readJsonl, startOpencode, type RunningOpencode } from "./harness/opencode.js"
+import { readJsonl, startOpencode, type RunningOpencode } from "./harness/opencode.js"
 
 type Rec = { t: number; e: { type: string; [k: string]: unknown } }
 const t0 = Date.now()
@@ -16,6 +16,8 @@ const note = (who: string, what: string, at = Date.now()) => timeline.push({ at:
 const short = (s: string, n = 90) => (s.length > n ? s.slice(0, n - 1) + "…" : s).replace(/\n/g, " ⏎ ")
 
 const model = new MockModel()
+// Generous: a demo on a busy machine is slow, not broken.
+model.defaultWaitMs = () => 60_000
 await model.start()
 model.script([
   // The Oracle hands the work to the Builder and keeps the conversation going.
@@ -34,6 +36,11 @@ model.script([
 ])
 
 let oc: RunningOpencode | undefined
+// Stopped from outside (Ctrl-C, a test's time limit): leave no server or temp folder behind.
+for (const sig of ["SIGINT", "SIGTERM"] as const)
+  process.once(sig, () => {
+    void (oc?.dispose() ?? Promise.resolve()).finally(() => process.exit(130))
+  })
 try {
   oc = await startOpencode({
     modelUrl: model.url,
@@ -60,10 +67,10 @@ try {
   await say("Please build the login page.")
   await say("Meanwhile, what is our test command?")
   // The user reads; the pause lets the Builder's question through.
-  await model.waitFor((r) => /question q_\w+\]/.test(r.lastUser), 30_000)
+  await model.waitFor((r) => /question q_\w+\]/.test(r.lastUser))
   await idle()
   await say("Postgres.")
-  await model.waitFor((r) => r.lastUser.includes("Login page built"), 30_000)
+  await model.waitFor((r) => r.lastUser.includes("Login page built"))
   await idle()
 
   // What each party saw.
@@ -91,9 +98,8 @@ try {
   if (oc) console.error(oc.logs().slice(-2000))
   process.exitCode = 1
 } finally {
-  await oc?.stop()
+  await oc?.dispose()
   await model.stop()
-  if (oc) cleanup(join(oc.projectDir, ".."))
 }
 
 console.log("\nNSO demo — what each party saw (ms since start)\n")

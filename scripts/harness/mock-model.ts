@@ -103,14 +103,26 @@ export class MockModel {
     await new Promise<void>((resolve) => this.server!.close(() => resolve()))
   }
 
-  /** Resolves with the first recorded request (past or future) that satisfies `pred`. */
-  waitFor(pred: (r: RecordedRequest) => boolean, timeoutMs = 15_000): Promise<RecordedRequest> {
+  /**
+   * How long `waitFor` waits when the caller gives no limit (ms). Tests point this at the time
+   * left in the running test, so a wait fails first and says what it waited for.
+   */
+  defaultWaitMs: () => number = () => 15_000
+
+  /**
+   * Resolves with the first recorded request (past or future) that satisfies `pred`. `what`
+   * names the awaited request in the timeout error (default: the predicate's source).
+   */
+  waitFor(pred: (r: RecordedRequest) => boolean, opts: number | { what?: string; timeoutMs?: number } = {}): Promise<RecordedRequest> {
+    const { what, timeoutMs = this.defaultWaitMs() } = typeof opts === "number" ? { timeoutMs: opts } : opts
     const hit = this.requests.find(pred)
     if (hit) return Promise.resolve(hit)
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
         this.listeners.delete(on)
-        reject(new Error(`model: no matching request within ${timeoutMs} ms (saw ${this.requests.length})`))
+        const last = this.requests.at(-1)
+        const lastSaid = last ? `; the last one's newest message: "${(last.lastToolResult ?? last.lastUser).slice(0, 120)}"` : ""
+        reject(new Error(`timed out after ${(timeoutMs / 1000).toFixed(1)} s waiting for a model request: ${what ?? pred.toString().slice(0, 200)} (saw ${this.requests.length} requests${lastSaid})`))
       }, timeoutMs)
       const on = (r: RecordedRequest) => {
         if (!pred(r)) return

@@ -32,6 +32,8 @@ export interface OpencodeOptions {
   /** Load NSO at all (false: a bare server, for baselines). Default true. */
   plugin?: boolean
   env?: Record<string, string>
+  /** How long the server may take to print its URL (ms). Default 30 s. */
+  startTimeoutMs?: number
 }
 
 export interface RunningOpencode {
@@ -46,7 +48,15 @@ export interface RunningOpencode {
   stop(): Promise<void>
   /** `kill -9`, waits for exit. */
   kill(): Promise<void>
+  /** Stops the server and removes the temp folder this start created (if it created one). */
+  dispose(): Promise<void>
 }
+
+/** Servers still running: killed if this process exits, so no test run leaves one behind. */
+const live = new Set<ChildProcess>()
+process.once("exit", () => {
+  for (const c of live) c.kill("SIGKILL")
+})
 
 /** A folder with `@opencode-ai/plugin` installed and locked, prepared once and shared. */
 function provisionedDeps(): string {
@@ -91,9 +101,10 @@ export function opencodeConfig(opts: Pick<OpencodeOptions, "nso" | "config" | "p
 export async function startOpencode(opts: OpencodeOptions): Promise<RunningOpencode> {
   if (opts.plugin !== false && !existsSync(join(REPO, "dist", "plugin", "index.js")))
     throw new Error("NSO is not built: run `npm run build` first")
-  const root = mkdtempSync(join(tmpdir(), "nso-oc-"))
-  const homeDir = opts.homeDir ?? join(root, "home")
-  const projectDir = opts.projectDir ?? join(root, "project")
+  // A restart reuses the first start's folders; only a start that needs new ones makes a temp root.
+  const root = opts.homeDir && opts.projectDir ? undefined : mkdtempSync(join(tmpdir(), "nso-oc-"))
+  const homeDir = opts.homeDir ?? join(root!, "home")
+  const projectDir = opts.projectDir ?? join(root!, "project")
   const xdg = {
     XDG_CONFIG_HOME: join(homeDir, ".config"),
     XDG_DATA_HOME: join(homeDir, ".local/share"),
@@ -130,9 +141,12 @@ export async function startOpencode(opts: OpencodeOptions): Promise<RunningOpenc
     },
     stdio: ["ignore", "pipe", "pipe"],
   })
+  live.add(child)
+  const exited = new Promise<void>((r) => child.once("exit", () => (live.delete(child), r())))
   let out = ""
+  const startMs = opts.startTimeoutMs ?? 30_000
   const url = await new Promise<string>((resolveUrl, reject) => {
-    const timer = setTimeout(() => reject(new Error(`opencode did not start within 30 s:\n${out.slice(-3000)}`)), 30_000)
+    const timer = setTimeout(() => reject(new Error(`opencode did not start within ${startMs / 1000} s:\n${out.slice(-3000)}`)), startMs)
     const onData = (d: Buffer) => {
       out += d.toString()
       const m = /opencode server listening on (http:\/\/[^\s]+)/.exec(out)
@@ -147,9 +161,20 @@ export async function startOpencode(opts: OpencodeOptions): Promise<RunningOpenc
       clearTimeout(timer)
       reject(new Error(`opencode exited with ${code} before listening:\n${out.slice(-3000)}`))
     })
+  }).catch(async (err: unknown) => {
+    // A failed start leaves nothing behind either.
+    child.kill("SIGKILL")
+    await exited
+    if (root) cleanup(root)
+    throw err
   })
-  const exited = new Promise<void>((r) => child.once("exit", () => r()))
   const client = createOpencodeClient({ baseUrl: url, directory: projectDir })
+  const stop = async () => {
+    if (child.exitCode === null && child.signalCode === null) child.kill("SIGTERM")
+    await Promise.race([exited, new Promise((r) => setTimeout(r, 5000))])
+    if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL")
+    await exited
+  }
   return {
     url,
     client,
@@ -157,15 +182,14 @@ export async function startOpencode(opts: OpencodeOptions): Promise<RunningOpenc
     homeDir,
     process: child,
     logs: () => out,
-    stop: async () => {
-      if (child.exitCode === null) child.kill("SIGTERM")
-      await Promise.race([exited, new Promise((r) => setTimeout(r, 5000))])
-      if (child.exitCode === null) child.kill("SIGKILL")
+    stop,
+    kill: async () => {
+      if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL")
       await exited
     },
-    kill: async () => {
-      if (child.exitCode === null) child.kill("SIGKILL")
-      await exited
+    dispose: async () => {
+      await stop()
+      if (root) cleanup(root)
     },
   }
 }

@@ -1,6 +1,6 @@
 import { beforeAll, describe, expect, it } from "vitest"
 import { type RunningOpencode } from "../../scripts/harness/opencode.js"
-import { busySessions, liveServer, transcript, until } from "./helpers.js"
+import { allIdle, liveServer, transcript } from "./helpers.js"
 
 describe("background delegation with user priority (real server)", () => {
   const srv = liveServer({ nso: { buffer: { pauseMs: 300 }, init: { sweepDelayMs: 50 } } })
@@ -30,15 +30,17 @@ describe("background delegation with user priority (real server)", () => {
     // The user keeps talking while the builder works.
     await oc.client.session.prompt({ path: { id: root.id }, body: { agent: "oracle", parts: [{ type: "text", text: "meanwhile, what is 2+2" }] } })
     const question = await model.waitFor((r) => /\[NSO · builder · task tsk_\w+ · question q_\w+\]/.test(r.lastUser) && !r.lastToolResult)
-    // Delivered only after the user's own exchange ended, as one message with the ids.
+    // Delivered only after the user's own exchange ended (the Oracle's reply to it was complete),
+    // as one message with the ids.
     const chat = model.requests.find((r) => r.lastUser.includes("meanwhile, what is 2+2"))!
-    expect(question.at).toBeGreaterThan(chat.at)
+    expect(chat.respondedAt).toBeGreaterThan(0)
+    expect(question.at).toBeGreaterThanOrEqual(chat.respondedAt)
     expect(question.lastUser).toContain("Which database should login use?")
     expect(question.lastUser).toContain("Options: Postgres | SQLite")
     const result = await model.waitFor((r) => r.lastUser.includes("Login page done, sessions stored in Postgres."))
     expect(result.lastUser).toMatch(/\[NSO · builder · task tsk_\w+ · completion\]/)
     // Every message NSO put into the Oracle's session is tagged agent, with ids.
-    await until(async () => (await busySessions(oc.client)).length === 0, "all sessions idle")
+    await allIdle(oc.client, "all sessions idle")
     const msgs = await transcript(oc.client, root.id)
     const injected = msgs.filter((m) => m.nso)
     expect(injected.map((m) => [m.nso!.source, m.nso!.from, m.nso!.kind])).toEqual([

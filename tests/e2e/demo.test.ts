@@ -3,11 +3,12 @@ import { join } from "node:path"
 import { promisify } from "node:util"
 import { expect, it } from "vitest"
 import { REPO } from "../../scripts/harness/opencode.js"
+import { LIMITS, remainingMs } from "./limits.js"
 
 const run = promisify(execFile)
 
 it("npm run demo tells the whole story", async () => {
-  const { stdout } = await run(process.execPath, [join(REPO, "dist/scripts/demo.js")], { timeout: 120_000 })
+  const { stdout } = await run(process.execPath, [join(REPO, "dist/scripts/demo.js")], { timeout: remainingMs(), killSignal: "SIGTERM" })
   const lines = stdout.split("\n")
   const at = (re: RegExp) => lines.findIndex((l) => re.test(l))
   const delegated = at(/oracle +calls delegate/)
@@ -21,4 +22,4 @@ it("npm run demo tells the whole story", async () => {
   expect(held).toBeLessThan(delivered)
   expect(delivered).toBeLessThan(answered)
   expect(answered).toBeLessThan(done)
-}, 150_000)
+}, LIMITS.ownServersTestMs)

@@ -1,15 +1,28 @@
 import type { OpencodeClient } from "@opencode-ai/sdk"
-import { afterAll, afterEach, beforeAll } from "vitest"
+import { afterAll, afterEach, beforeAll, onTestFinished } from "vitest"
 import { MockModel } from "../../scripts/harness/mock-model.js"
 import { startOpencode, type OpencodeOptions, type RunningOpencode } from "../../scripts/harness/opencode.js"
+import { LIMITS, remainingMs } from "./limits.js"
 
-/** Polls a condition on state another process changes; bounded, never asserted on time. */
-export async function until<T>(fn: () => T | undefined | false | Promise<T | undefined | false>, what: string, timeoutMs = 20_000): Promise<T> {
-  const end = Date.now() + timeoutMs
+/**
+ * Polls a condition on state another process changes, until shortly before the running test's
+ * limit (or `timeoutMs` if shorter). The error names what it waited for and, if `saw` is given,
+ * what it saw last ("timed out after 30.0 s waiting for twenty completions; saw 14").
+ */
+export async function until<T>(
+  fn: () => T | undefined | false | Promise<T | undefined | false>,
+  what: string,
+  opts: { timeoutMs?: number; saw?: () => string | Promise<string> } = {},
+): Promise<T> {
+  const limit = Math.min(opts.timeoutMs ?? Infinity, remainingMs())
+  const end = Date.now() + limit
   for (;;) {
     const v = await fn()
     if (v) return v
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`)
+    if (Date.now() > end) {
+      const saw = opts.saw ? `; saw ${await Promise.resolve(opts.saw()).catch((e: unknown) => `(could not tell: ${String(e)})`)}` : ""
+      throw new Error(`timed out after ${(limit / 1000).toFixed(1)} s waiting for ${what}${saw}`)
+    }
     await new Promise((r) => setTimeout(r, 50))
   }
 }
@@ -22,6 +35,12 @@ export async function busySessions(client: OpencodeClient): Promise<string[]> {
     .map(([id]) => id)
 }
 
+/** Waits until OpenCode reports no session busy; names the busy ones if it gives up. */
+export async function allIdle(client: OpencodeClient, what = "every session idle"): Promise<void> {
+  let busy: string[] = []
+  await until(async () => (busy = await busySessions(client)).length === 0, what, { saw: () => `${busy.length} busy: ${busy.join(", ")}` })
+}
+
 /** Text of every message in a session, with the NSO metadata of each part. */
 export async function transcript(client: OpencodeClient, id: string) {
   const r = await client.session.messages({ path: { id } })
@@ -32,19 +51,26 @@ export async function transcript(client: OpencodeClient, id: string) {
   }))
 }
 
+/** A scripted model whose waits are bounded by the running test's limit. */
+export function testModel(): MockModel {
+  const model = new MockModel()
+  model.defaultWaitMs = remainingMs
+  return model
+}
+
 /**
  * One real server and one scripted model shared by a describe block: started before its tests,
- * stopped after, the model's script cleared after each test.
+ * stopped (and its temp folder removed) after, the model's script cleared after each test.
  */
 export function liveServer(opts: Omit<OpencodeOptions, "modelUrl">): { model: MockModel; readonly oc: RunningOpencode } {
-  const model = new MockModel()
+  const model = testModel()
   let oc: RunningOpencode | undefined
   beforeAll(async () => {
     await model.start()
-    oc = await startOpencode({ modelUrl: model.url, ...opts })
+    oc = await startOpencode({ modelUrl: model.url, startTimeoutMs: LIMITS.serverStartMs, ...opts })
   })
   afterAll(async () => {
-    await oc?.stop()
+    await oc?.dispose()
     await model.stop()
   })
   afterEach(() => model.reset())
@@ -52,6 +78,37 @@ export function liveServer(opts: Omit<OpencodeOptions, "modelUrl">): { model: Mo
     model,
     get oc() {
       if (!oc) throw new Error("the server is not started yet (use it inside a test)")
+      return oc
+    },
+  }
+}
+
+/**
+ * For a test that starts its own servers (restarts): everything started through it is stopped
+ * and its temp folders removed when the test ends — passed, failed or timed out. A start that
+ * finishes after the test gave up is stopped at once.
+ */
+export function ownServers(): { model: MockModel; start(opts: Omit<OpencodeOptions, "modelUrl">): Promise<RunningOpencode> } {
+  const model = testModel()
+  const started: RunningOpencode[] = []
+  let over = false
+  let modelUp: Promise<unknown> | undefined
+  onTestFinished(async () => {
+    over = true
+    for (const oc of started.reverse()) await oc.dispose().catch(() => {})
+    await model.stop()
+  })
+  return {
+    model,
+    async start(opts) {
+      modelUp ??= model.start()
+      await modelUp
+      const oc = await startOpencode({ modelUrl: model.url, startTimeoutMs: LIMITS.serverStartMs, ...opts })
+      if (over) {
+        await oc.dispose()
+        throw new Error("the test ended while its server was starting")
+      }
+      started.push(oc)
       return oc
     },
   }

@@ -1,9 +1,9 @@
 import { existsSync, readFileSync } from "node:fs"
 import { join } from "node:path"
 import { beforeAll, describe, expect, it } from "vitest"
-import { MockModel } from "../../scripts/harness/mock-model.js"
-import { readJsonl, startOpencode, type RunningOpencode } from "../../scripts/harness/opencode.js"
-import { liveServer, until } from "./helpers.js"
+import { readJsonl, type RunningOpencode } from "../../scripts/harness/opencode.js"
+import { liveServer, ownServers, until } from "./helpers.js"
+import { LIMITS } from "./limits.js"
 
 const MEMORY = {
   ".opencode/context/00_meta/tech-stack.md": "# Tech stack\nTypeScript on Node 20. MARKER-TECH-STACK\n",
@@ -112,26 +112,20 @@ describe("NSO inside a real opencode serve", () => {
 
 describe("sessions that existed before NSO was ready", () => {
   it("are initialised by the start-up sweep, without any message", async () => {
-    const model = new MockModel()
-    await model.start()
+    const { start } = ownServers()
     // First a server without NSO: the session is created where no plugin can see it.
-    const bare = await startOpencode({ modelUrl: model.url, plugin: false, files: MEMORY })
+    const bare = await start({ plugin: false, files: MEMORY })
     const s = (await bare.client.session.create({ body: { title: "old session" } })).data!
     await bare.stop()
-    const oc = await startOpencode({ modelUrl: model.url, projectDir: bare.projectDir, homeDir: bare.homeDir, nso: { init: { sweepDelayMs: 50 } } })
-    try {
-      // Any request naming the project starts the plugin; nothing is sent to the old session.
-      await oc.client.session.list()
-      const log = join(oc.projectDir, ".opencode/nso/init.log")
-      const entry = await until(
-        () => (readJsonl(log) as { session: string; trigger: string; ok: boolean }[]).find((e) => e.session === s.id),
-        "the sweep to init the old session",
-      )
-      expect(entry.trigger).toBe("sweep")
-      expect(entry.ok).toBe(true)
-    } finally {
-      await oc.stop()
-      await model.stop()
-    }
-  })
+    const oc = await start({ projectDir: bare.projectDir, homeDir: bare.homeDir, nso: { init: { sweepDelayMs: 50 } } })
+    // Any request naming the project starts the plugin; nothing is sent to the old session.
+    await oc.client.session.list()
+    const log = join(oc.projectDir, ".opencode/nso/init.log")
+    const entry = await until(
+      () => (readJsonl(log) as { session: string; trigger: string; ok: boolean }[]).find((e) => e.session === s.id),
+      "the sweep to init the old session",
+    )
+    expect(entry.trigger).toBe("sweep")
+    expect(entry.ok).toBe(true)
+  }, LIMITS.ownServersTestMs)
 })

@@ -1,188 +1,156 @@
 import { readFileSync } from "node:fs"
 import { join } from "node:path"
 import { describe, expect, it } from "vitest"
-import { MockModel } from "../../scripts/harness/mock-model.js"
-import { readJsonl, startOpencode } from "../../scripts/harness/opencode.js"
-import { busySessions, transcript, until } from "./helpers.js"
+import { readJsonl, type RunningOpencode } from "../../scripts/harness/opencode.js"
+import { allIdle, ownServers, transcript, until } from "./helpers.js"
+import { LIMITS } from "./limits.js"
 
 type Rec = { t: number; e: { type: string; [k: string]: unknown } }
 
 describe("urgent questions", () => {
   it("an urgent question cuts in at the next idle moment; a normal one waits for the pause", async () => {
-    const model = new MockModel()
-    await model.start()
+    const { model, start } = ownServers()
     // A long pause: a normal question must wait for it, an urgent one must not.
-    const oc = await startOpencode({ modelUrl: model.url, nso: { buffer: { pauseMs: 60_000 }, init: { sweepDelayMs: 50 } } })
-    try {
-      model.script([
-        {
-          when: { user: "two jobs" },
-          reply: {
-            toolCalls: [
-              { name: "delegate", args: { agent: "builder", prompt: "calm job", title: "calm" } },
-              { name: "delegate", args: { agent: "builder", prompt: "hot job", title: "hot" } },
-            ],
-          },
-          times: 1,
+    const oc = await start({ nso: { buffer: { pauseMs: 60_000 }, init: { sweepDelayMs: 50 } } })
+    model.script([
+      {
+        when: { user: "two jobs" },
+        reply: {
+          toolCalls: [
+            { name: "delegate", args: { agent: "builder", prompt: "calm job", title: "calm" } },
+            { name: "delegate", args: { agent: "builder", prompt: "hot job", title: "hot" } },
+          ],
         },
-        { when: { toolResult: "Started task" }, reply: { text: "Both started." }, times: 1 },
-        { when: { user: "calm job" }, reply: { toolCalls: [{ name: "ask_user", args: { question: "Which colour?", timeout_ms: 120000 } }] }, times: 1 },
-        { when: { user: "hot job" }, reply: { toolCalls: [{ name: "ask_user", args: { question: "Production is down, roll back?", urgency: "urgent", timeout_ms: 120000 } }] }, times: 1 },
-        { when: { user: "roll back?" }, reply: { text: "Urgent: the builder asks whether to roll back production." }, times: 1 },
-      ])
-      // Toasts are bus events; collect them as the TUI would see them.
-      const toasts: { at: number; message: string; variant: string }[] = []
-      const events = await oc.client.event.subscribe()
-      void (async () => {
-        for await (const ev of events.stream as AsyncIterable<{ type: string; properties: { message: string; variant: string } }>)
-          if (ev.type === "tui.toast.show") toasts.push({ at: Date.now(), ...ev.properties })
-      })().catch(() => {})
-      const root = (await oc.client.session.create({ body: { title: "urgent" } })).data!.id
-      await oc.client.session.prompt({ path: { id: root }, body: { agent: "oracle", parts: [{ type: "text", text: "two jobs" }] } })
-      const urgent = await model.waitFor((r) => r.lastUser.includes("Production is down, roll back?") && !r.lastToolResult)
-      // Toasted at once, as soon as it was asked.
-      const toast = await until(() => toasts.find((t) => t.message.includes("Production is down, roll back?")), "the urgent toast")
-      expect(toast.variant).toBe("warning")
-      expect(urgent.lastUser).toMatch(/\[NSO · builder · task tsk_\w+ · question q_\w+ · URGENT\]/)
-      // The normal question is still held: delivered nowhere yet.
-      const text = (await transcript(oc.client, root)).map((m) => m.text).join("\n")
-      expect(text).not.toContain("Which colour?")
-      const recs = readJsonl(join(oc.projectDir, ".opencode/nso/journal.jsonl")) as Rec[]
-      const calm = recs.find((r) => r.e.type === "message.buffered" && (r.e.envelope as { text: string }).text.startsWith("Which colour?"))!
-      const calmId = (calm.e.envelope as { id: string }).id
-      expect(recs.some((r) => r.e.type === "delivery.started" && (r.e.ids as string[]).includes(calmId))).toBe(false)
-    } finally {
-      await oc.stop()
-      await model.stop()
-    }
-  })
+        times: 1,
+      },
+      { when: { toolResult: "Started task" }, reply: { text: "Both started." }, times: 1 },
+      { when: { user: "calm job" }, reply: { toolCalls: [{ name: "ask_user", args: { question: "Which colour?", timeout_ms: 120000 } }] }, times: 1 },
+      { when: { user: "hot job" }, reply: { toolCalls: [{ name: "ask_user", args: { question: "Production is down, roll back?", urgency: "urgent", timeout_ms: 120000 } }] }, times: 1 },
+      { when: { user: "roll back?" }, reply: { text: "Urgent: the builder asks whether to roll back production." }, times: 1 },
+    ])
+    // Toasts are bus events; collect them as the TUI would see them.
+    const toasts: { at: number; message: string; variant: string }[] = []
+    const events = await oc.client.event.subscribe()
+    void (async () => {
+      for await (const ev of events.stream as AsyncIterable<{ type: string; properties: { message: string; variant: string } }>)
+        if (ev.type === "tui.toast.show") toasts.push({ at: Date.now(), ...ev.properties })
+    })().catch(() => {})
+    const root = (await oc.client.session.create({ body: { title: "urgent" } })).data!.id
+    await oc.client.session.prompt({ path: { id: root }, body: { agent: "oracle", parts: [{ type: "text", text: "two jobs" }] } })
+    const urgent = await model.waitFor((r) => r.lastUser.includes("Production is down, roll back?") && !r.lastToolResult)
+    // Toasted at once, as soon as it was asked.
+    const toast = await until(() => toasts.find((t) => t.message.includes("Production is down, roll back?")), "the urgent toast")
+    expect(toast.variant).toBe("warning")
+    expect(urgent.lastUser).toMatch(/\[NSO · builder · task tsk_\w+ · question q_\w+ · URGENT\]/)
+    // The normal question is still held: delivered nowhere yet.
+    const text = (await transcript(oc.client, root)).map((m) => m.text).join("\n")
+    expect(text).not.toContain("Which colour?")
+    const recs = readJsonl(join(oc.projectDir, ".opencode/nso/journal.jsonl")) as Rec[]
+    const calm = recs.find((r) => r.e.type === "message.buffered" && (r.e.envelope as { text: string }).text.startsWith("Which colour?"))!
+    const calmId = (calm.e.envelope as { id: string }).id
+    expect(recs.some((r) => r.e.type === "delivery.started" && (r.e.ids as string[]).includes(calmId))).toBe(false)
+  }, LIMITS.ownServersTestMs)
 })
 
 describe("kill -9 mid-task, then restart", () => {
   it("restores the task, resumes it (persist), and delivers its result exactly once", async () => {
-    const model = new MockModel()
-    await model.start()
+    const { model, start } = ownServers()
     const nso = { buffer: { pauseMs: 200 }, init: { sweepDelayMs: 50 }, tasks: { closePolicy: "persist" } }
-    const first = await startOpencode({ modelUrl: model.url, nso })
-    let second: Awaited<ReturnType<typeof startOpencode>> | undefined
-    try {
-      model.script([
-        { when: { user: "long job please" }, reply: { toolCalls: [{ name: "delegate", args: { agent: "builder", prompt: "the long job", title: "long" } }] }, times: 1 },
-        { when: { toolResult: "Started task" }, reply: { text: "Started the long job." }, times: 1 },
-        // The first attempt never finishes: the server is killed while it runs.
-        { when: { user: "the long job" }, reply: { text: "working…", delayMs: 60_000 }, times: 1 },
-        { when: { user: "The server restarted while you were working" }, reply: { text: "Long job finished after the restart." }, times: 1 },
-        { when: { user: "Long job finished after the restart." }, reply: { text: "The long job is done." } },
-      ])
-      const root = (await first.client.session.create({ body: { title: "crash" } })).data!.id
-      await first.client.session.prompt({ path: { id: root }, body: { agent: "oracle", parts: [{ type: "text", text: "long job please" }] } })
-      await model.waitFor((r) => r.lastUser.includes("the long job") && !r.lastToolResult)
-      await first.kill()
+    const first = await start({ nso })
+    let second: RunningOpencode | undefined
+    model.script([
+      { when: { user: "long job please" }, reply: { toolCalls: [{ name: "delegate", args: { agent: "builder", prompt: "the long job", title: "long" } }] }, times: 1 },
+      { when: { toolResult: "Started task" }, reply: { text: "Started the long job." }, times: 1 },
+      // The first attempt never finishes: the server is killed while it runs.
+      { when: { user: "the long job" }, reply: { text: "working…", delayMs: 60_000 }, times: 1 },
+      { when: { user: "The server restarted while you were working" }, reply: { text: "Long job finished after the restart." }, times: 1 },
+      { when: { user: "Long job finished after the restart." }, reply: { text: "The long job is done." } },
+    ])
+    const root = (await first.client.session.create({ body: { title: "crash" } })).data!.id
+    await first.client.session.prompt({ path: { id: root }, body: { agent: "oracle", parts: [{ type: "text", text: "long job please" }] } })
+    await model.waitFor((r) => r.lastUser.includes("the long job") && !r.lastToolResult)
+    await first.kill()
 
-      second = await startOpencode({ modelUrl: model.url, nso, projectDir: first.projectDir, homeDir: first.homeDir })
-      await second.client.session.list() // starts the project and NSO
-      await model.waitFor((r) => r.lastUser.includes("Long job finished after the restart.") && !r.lastToolResult, 30_000)
-      await until(async () => (await busySessions(second!.client)).length === 0, "idle")
-      const msgs = await transcript(second.client, root)
-      const results = msgs.filter((m) => m.text.includes("Long job finished after the restart."))
-      expect(results).toHaveLength(1)
-      expect(results[0]!.nso).toMatchObject({ source: "agent", from: "builder", kind: "completion" })
-      const recs = readJsonl(join(first.projectDir, ".opencode/nso/journal.jsonl")) as Rec[]
-      const created = recs.filter((r) => r.e.type === "task.created")
-      expect(created).toHaveLength(1)
-      const completed = recs.filter((r) => r.e.type === "task.updated" && (r.e.patch as { status?: string }).status === "completed")
-      expect(completed).toHaveLength(1)
-    } finally {
-      await second?.stop()
-      await first.stop()
-      await model.stop()
-    }
-  })
+    second = await start({ nso, projectDir: first.projectDir, homeDir: first.homeDir })
+    await second.client.session.list() // starts the project and NSO
+    await model.waitFor((r) => r.lastUser.includes("Long job finished after the restart.") && !r.lastToolResult)
+    await allIdle(second!.client, "idle")
+    const msgs = await transcript(second.client, root)
+    const results = msgs.filter((m) => m.text.includes("Long job finished after the restart."))
+    expect(results).toHaveLength(1)
+    expect(results[0]!.nso).toMatchObject({ source: "agent", from: "builder", kind: "completion" })
+    const recs = readJsonl(join(first.projectDir, ".opencode/nso/journal.jsonl")) as Rec[]
+    const created = recs.filter((r) => r.e.type === "task.created")
+    expect(created).toHaveLength(1)
+    const completed = recs.filter((r) => r.e.type === "task.updated" && (r.e.patch as { status?: string }).status === "completed")
+    expect(completed).toHaveLength(1)
+  }, LIMITS.ownServersTestMs)
 
   it("with the default close policy the Oracle is asked, and the answer resumes the task", async () => {
-    const model = new MockModel()
-    await model.start()
+    const { model, start } = ownServers()
     const nso = { buffer: { pauseMs: 200 }, init: { sweepDelayMs: 50 } }
-    const first = await startOpencode({ modelUrl: model.url, nso })
-    let second: Awaited<ReturnType<typeof startOpencode>> | undefined
-    try {
-      model.script([
-        { when: { user: "another long job" }, reply: { toolCalls: [{ name: "delegate", args: { agent: "builder", prompt: "the other long job", title: "other" } }] }, times: 1 },
-        { when: { toolResult: "Started task" }, reply: { text: "Started." }, times: 1 },
-        { when: { user: "the other long job" }, reply: { text: "working…", delayMs: 60_000 }, times: 1 },
-        { when: { userMatch: "question (q_\\w+)\\][\\s\\S]*interrupted by a server restart" }, reply: { toolCalls: [{ name: "answer", args: { question_id: "$1", answer: "resume" } }] }, times: 1 },
-        { when: { toolResult: "handled by NSO" }, reply: { text: "Resumed it." }, times: 1 },
-        { when: { user: "The server restarted while you were working" }, reply: { text: "Other job done." }, times: 1 },
-      ])
-      const root = (await first.client.session.create({ body: { title: "ask" } })).data!.id
-      await first.client.session.prompt({ path: { id: root }, body: { agent: "oracle", parts: [{ type: "text", text: "another long job" }] } })
-      await model.waitFor((r) => r.lastUser.includes("the other long job") && !r.lastToolResult)
-      await first.kill()
-      second = await startOpencode({ modelUrl: model.url, nso, projectDir: first.projectDir, homeDir: first.homeDir })
-      await second.client.session.list()
-      const asked = await model.waitFor((r) => r.lastUser.includes("interrupted by a server restart"), 30_000)
-      expect(asked.lastUser).toMatch(/\[NSO · nso · task tsk_\w+ · question q_\w+\]/)
-      expect(asked.lastUser).toContain("Options: resume | cancel")
-      await model.waitFor((r) => r.lastUser.includes("The server restarted while you were working"), 30_000)
-      await until(async () => (await transcript(second!.client, root)).some((m) => m.text.includes("Other job done.")), "the result")
-    } finally {
-      await second?.stop()
-      await first.stop()
-      await model.stop()
-    }
-  })
+    const first = await start({ nso })
+    let second: RunningOpencode | undefined
+    model.script([
+      { when: { user: "another long job" }, reply: { toolCalls: [{ name: "delegate", args: { agent: "builder", prompt: "the other long job", title: "other" } }] }, times: 1 },
+      { when: { toolResult: "Started task" }, reply: { text: "Started." }, times: 1 },
+      { when: { user: "the other long job" }, reply: { text: "working…", delayMs: 60_000 }, times: 1 },
+      { when: { userMatch: "question (q_\\w+)\\][\\s\\S]*interrupted by a server restart" }, reply: { toolCalls: [{ name: "answer", args: { question_id: "$1", answer: "resume" } }] }, times: 1 },
+      { when: { toolResult: "handled by NSO" }, reply: { text: "Resumed it." }, times: 1 },
+      { when: { user: "The server restarted while you were working" }, reply: { text: "Other job done." }, times: 1 },
+    ])
+    const root = (await first.client.session.create({ body: { title: "ask" } })).data!.id
+    await first.client.session.prompt({ path: { id: root }, body: { agent: "oracle", parts: [{ type: "text", text: "another long job" }] } })
+    await model.waitFor((r) => r.lastUser.includes("the other long job") && !r.lastToolResult)
+    await first.kill()
+    second = await start({ nso, projectDir: first.projectDir, homeDir: first.homeDir })
+    await second.client.session.list()
+    const asked = await model.waitFor((r) => r.lastUser.includes("interrupted by a server restart"))
+    expect(asked.lastUser).toMatch(/\[NSO · nso · task tsk_\w+ · question q_\w+\]/)
+    expect(asked.lastUser).toContain("Options: resume | cancel")
+    await model.waitFor((r) => r.lastUser.includes("The server restarted while you were working"))
+    await until(async () => (await transcript(second!.client, root)).some((m) => m.text.includes("Other job done.")), "the result")
+  }, LIMITS.ownServersTestMs)
 })
 
 describe("SIGTERM", () => {
   it("writes the close summary of open sessions to progress.md and still lets the server exit", async () => {
-    const model = new MockModel()
-    await model.start()
-    const oc = await startOpencode({ modelUrl: model.url, nso: { init: { sweepDelayMs: 50 } } })
-    try {
-      const root = (await oc.client.session.create({ body: { title: "before shutdown" } })).data!.id
-      await oc.client.session.prompt({ path: { id: root }, body: { agent: "oracle", parts: [{ type: "text", text: "hello before shutdown" }] } })
-    } finally {
-      await oc.stop()
-      await model.stop()
-    }
+    const { start } = ownServers()
+    const oc = await start({ nso: { init: { sweepDelayMs: 50 } } })
+    const root = (await oc.client.session.create({ body: { title: "before shutdown" } })).data!.id
+    await oc.client.session.prompt({ path: { id: root }, body: { agent: "oracle", parts: [{ type: "text", text: "hello before shutdown" }] } })
+    await oc.stop()
     // SIGTERM ended it, not the SIGKILL fallback.
     expect(oc.process.signalCode === "SIGKILL").toBe(false)
     const progress = readFileSync(join(oc.projectDir, ".opencode/context/01_memory/progress.md"), "utf8")
     expect(progress).toMatch(/## \(server stopped\) \d{4}-\d{2}-\d{2} \d{2}:\d{2} UTC — session "before shutdown"/)
     expect(progress).toContain("- Messages: 1 from the user")
-  })
+  }, LIMITS.ownServersTestMs)
 })
 
 describe("kill -9 with a result still in the buffer", () => {
   it("delivers it after the restart, exactly once", async () => {
-    const model = new MockModel()
-    await model.start()
+    const { model, start } = ownServers()
     // The user never pauses long enough before the crash: the result stays buffered.
-    const first = await startOpencode({ modelUrl: model.url, nso: { buffer: { pauseMs: 600_000 }, init: { sweepDelayMs: 50 } } })
-    let second: Awaited<ReturnType<typeof startOpencode>> | undefined
-    try {
-      model.script([
-        { when: { user: "quick job please" }, reply: { toolCalls: [{ name: "delegate", args: { agent: "builder", prompt: "the quick job", title: "quick" } }] }, times: 1 },
-        { when: { toolResult: "Started task" }, reply: { text: "Started." }, times: 1 },
-        { when: { user: "the quick job" }, reply: { text: "Quick job result: 42." }, times: 1 },
-        { when: { user: "Quick job result: 42." }, reply: { text: "The answer is 42." } },
-      ])
-      const root = (await first.client.session.create({ body: { title: "buffered" } })).data!.id
-      await first.client.session.prompt({ path: { id: root }, body: { agent: "oracle", parts: [{ type: "text", text: "quick job please" }] } })
-      const journalPath = join(first.projectDir, ".opencode/nso/journal.jsonl")
-      await until(() => (readJsonl(journalPath) as Rec[]).some((r) => r.e.type === "message.buffered" && (r.e.envelope as { text: string }).text === "Quick job result: 42."), "the result buffered")
-      await first.kill()
+    const first = await start({ nso: { buffer: { pauseMs: 600_000 }, init: { sweepDelayMs: 50 } } })
+    let second: RunningOpencode | undefined
+    model.script([
+      { when: { user: "quick job please" }, reply: { toolCalls: [{ name: "delegate", args: { agent: "builder", prompt: "the quick job", title: "quick" } }] }, times: 1 },
+      { when: { toolResult: "Started task" }, reply: { text: "Started." }, times: 1 },
+      { when: { user: "the quick job" }, reply: { text: "Quick job result: 42." }, times: 1 },
+      { when: { user: "Quick job result: 42." }, reply: { text: "The answer is 42." } },
+    ])
+    const root = (await first.client.session.create({ body: { title: "buffered" } })).data!.id
+    await first.client.session.prompt({ path: { id: root }, body: { agent: "oracle", parts: [{ type: "text", text: "quick job please" }] } })
+    const journalPath = join(first.projectDir, ".opencode/nso/journal.jsonl")
+    await until(() => (readJsonl(journalPath) as Rec[]).some((r) => r.e.type === "message.buffered" && (r.e.envelope as { text: string }).text === "Quick job result: 42."), "the result buffered")
+    await first.kill()
 
-      second = await startOpencode({ modelUrl: model.url, nso: { buffer: { pauseMs: 200 }, init: { sweepDelayMs: 50 } }, projectDir: first.projectDir, homeDir: first.homeDir })
-      await second.client.session.list()
-      await model.waitFor((r) => r.lastUser.includes("Quick job result: 42.") && r.lastUser.includes("· completion]"), 30_000)
-      await until(async () => (await busySessions(second!.client)).length === 0, "idle")
-      const msgs = await transcript(second.client, root)
-      expect(msgs.filter((m) => m.text.includes("Quick job result: 42.") && m.nso)).toHaveLength(1)
-    } finally {
-      await second?.stop()
-      await first.stop()
-      await model.stop()
-    }
-  })
+    second = await start({ nso: { buffer: { pauseMs: 200 }, init: { sweepDelayMs: 50 } }, projectDir: first.projectDir, homeDir: first.homeDir })
+    await second.client.session.list()
+    await model.waitFor((r) => r.lastUser.includes("Quick job result: 42.") && r.lastUser.includes("· completion]"))
+    await allIdle(second!.client, "idle")
+    const msgs = await transcript(second.client, root)
+    expect(msgs.filter((m) => m.text.includes("Quick job result: 42.") && m.nso)).toHaveLength(1)
+  }, LIMITS.ownServersTestMs)
 })

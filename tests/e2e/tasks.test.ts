@@ -4,7 +4,7 @@ import { join } from "node:path"
 import { promisify } from "node:util"
 import { afterEach, beforeAll, describe, expect, it } from "vitest"
 import { readJsonl, REPO, type RunningOpencode } from "../../scripts/harness/opencode.js"
-import { busySessions, liveServer, transcript, until } from "./helpers.js"
+import { allIdle, busySessions, liveServer, transcript, until } from "./helpers.js"
 
 const run = promisify(execFile)
 type Rec = { t: number; e: { type: string; [k: string]: unknown } }
@@ -35,7 +35,7 @@ describe("tasks on a real server", () => {
     oc = srv.oc
   })
   afterEach(async () => {
-    await until(async () => (await busySessions(oc.client)).length === 0, "sessions idle before the next test")
+    await allIdle(oc.client, "sessions idle before the next test")
     model.reset()
   })
 
@@ -104,7 +104,7 @@ describe("tasks on a real server", () => {
     await prompt(oc, root, "cancel the lead")
     const cancelResult = model.requests.find((r) => r.lastToolResult?.includes("Cancelled"))!
     expect(cancelResult.lastToolResult).toMatch(/Cancelled tsk_\w+ \(builder\), tsk_\w+ \(lead\)/)
-    await until(async () => (await busySessions(oc.client)).length === 0, "nothing busy after cancel", 10_000)
+    await allIdle(oc.client, "nothing busy after cancel")
     const ids = [...cancelResult.lastToolResult!.matchAll(/tsk_\w+/g)].map((m) => m[0])
     for (const id of ids) expect(taskStatus(oc, id)).toBe("cancelled")
   })
@@ -119,12 +119,9 @@ describe("tasks on a real server", () => {
     ])
     const root = await newSession(oc, "twenty")
     await prompt(oc, root, "twenty jobs")
-    const completions = async () => (await transcript(oc.client, root)).filter((m) => m.nso?.kind === "completion" || (m.nso && m.text.includes("· completion]")))
-    await until(async () => {
-      const text = (await completions()).map((m) => m.text).join("\n")
-      return (text.match(/· completion\]/g) ?? []).length >= 20
-    }, "twenty completions in the Oracle's session", 30_000)
-    await until(async () => (await busySessions(oc.client)).length === 0, "idle")
+    const delivered = async () => ((await transcript(oc.client, root)).filter((m) => m.nso).map((m) => m.text).join("\n").match(/· completion\]/g) ?? []).length
+    await until(async () => (await delivered()) >= 20, "twenty completions in the Oracle's session", { saw: async () => `${await delivered()}` })
+    await allIdle(oc.client, "idle")
     const all = (await transcript(oc.client, root)).map((m) => m.text).join("\n")
     for (let i = 0; i < 20; i++) expect(all.match(new RegExp(`batch result ${i}\\b`, "g")), `result ${i}`).toHaveLength(1)
     const taskIds = [...all.matchAll(/task (tsk_\w+) · completion\]/g)].map((m) => m[1])
@@ -201,6 +198,6 @@ describe("tasks on a real server", () => {
     await until(async () => (await busySessions(oc.client)).length > 0, "the builder busy")
     await run(process.execPath, [join(REPO, "dist/scripts/nso.js"), "cancel", id, "--dir", oc.projectDir])
     await until(() => taskStatus(oc, id) === "cancelled", "the task cancelled")
-    await until(async () => (await busySessions(oc.client)).length === 0, "nothing busy", 10_000)
+    await allIdle(oc.client, "nothing busy")
   })
 })
