@@ -38,7 +38,7 @@ export class Runtime {
   readonly tasks: TaskManager
   readonly questions: QuestionManager
   readonly profiles: Map<string, Profile>
-  readonly profileOrigins: Map<string, Record<string, string>>
+  readonly profileOrigins: LoadedProfiles["origins"]
   private knowledgeIndex: Promise<KnowledgeIndex> | undefined
   private suggestions = new Map<string, IntentSuggestion>()
   private activitySweep: ReturnType<Deps["timers"]["setInterval"]> | undefined

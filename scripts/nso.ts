@@ -4,7 +4,7 @@
  * for scripts, `--help` everywhere; exits non-zero on error.
  */
 import { readFileSync } from "node:fs"
-import { join, resolve } from "node:path"
+import { join, relative, resolve } from "node:path"
 import { parseArgs } from "node:util"
 import { createDeps } from "../plugin/deps.js"
 import { Journal } from "../plugin/journal/journal.js"
@@ -12,7 +12,7 @@ import { nsoReducer, type LiveState } from "../plugin/journal/state.js"
 import { contextPath, formatContext, readContext, updateContext } from "../plugin/messaging/project-context.js"
 import { loadOptions, type Options } from "../plugin/options.js"
 import { CONFIG_DIR, PACKAGE_ROOT } from "../plugin/paths.js"
-import { loadProfiles } from "../plugin/agents/load.js"
+import { definedIn, loadProfiles } from "../plugin/agents/load.js"
 import { TERMINAL_TASK_STATUSES, type JournalEvent } from "../plugin/protocol.js"
 import { taskLine } from "../plugin/tools/format.js"
 
@@ -219,11 +219,10 @@ const commands: Record<string, Command> = {
           p.tools.denied.length ? `denies ${p.tools.denied.join(",")}` : undefined,
           p.tools.allowed.length ? `only ${p.tools.allowed.join(",")}` : undefined,
         ].filter(Boolean)
-        const origins = loaded.origins.get(p.name) ?? {}
-        // In precedence order: shipped, then the project's files, then opencode.json.
-        const rank = (o: string) => (o.startsWith(PACKAGE_ROOT) ? 0 : o.startsWith("opencode.json") ? 2 : 1)
-        const definedIn = [...new Set(Object.values(origins))].sort((a, b) => rank(a) - rank(b)).map((o) => o.replace(PACKAGE_ROOT + "/", "(nso) ").replace(ctx.dir + "/", ""))
-        return { name: p.name, role: p.role, mode: p.mode, model, permissions: perms, specialization: p.specialization, description: p.description, definedIn, knowledge: p.knowledge.map((k) => k.folder) }
+        const where = definedIn(loaded.origins.get(p.name) ?? {}).map((o) =>
+          o.layer === "shipped" ? `(nso) ${relative(PACKAGE_ROOT, o.where)}` : o.layer === "project" ? relative(ctx.dir, o.where) : o.where,
+        )
+        return { name: p.name, role: p.role, mode: p.mode, model, permissions: perms, specialization: p.specialization, description: p.description, definedIn: where, knowledge: p.knowledge.map((k) => k.folder) }
       })
       if (ctx.json) return { agents: rows, problems: loaded.problems }
       for (const r of rows)

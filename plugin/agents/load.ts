@@ -15,15 +15,26 @@ import { Profile } from "./profiles.js"
  * and left out; the profile falls back to the layers below it, and every other profile loads.
  */
 
+/** The layers profiles come from, lowest precedence first. */
+export const PROFILE_LAYERS = ["shipped", "project", "options"] as const
+export type ProfileLayer = (typeof PROFILE_LAYERS)[number]
+
+/** Where a definition came from: its layer (what precedence means) and where in it (for people). */
+export interface Origin {
+  layer: ProfileLayer
+  /** A file path (with `#n` for the n-th profile of a list), or `opencode.json agents.<name>`. */
+  where: string
+}
+
 export interface LoadedProfiles {
   profiles: Map<string, Profile>
   /** Where each field of each profile came from: name → field → origin. */
-  origins: Map<string, Record<string, string>>
+  origins: Map<string, Record<string, Origin>>
   problems: string[]
 }
 
 interface Layer {
-  origin: string
+  origin: Origin
   name: string
   fields: Record<string, unknown>
 }
@@ -38,7 +49,7 @@ export function frontMatter(text: string): { data: unknown; body: string } {
 }
 
 /** Reads one folder of profile files into layers; unreadable files become problems. */
-export async function readProfileDir(deps: Pick<Deps, "fs">, dir: string, problems: string[]): Promise<Layer[]> {
+export async function readProfileDir(deps: Pick<Deps, "fs">, dir: string, layer: ProfileLayer, problems: string[]): Promise<Layer[]> {
   let names: string[]
   try {
     names = (await deps.fs.readdir(dir)).sort()
@@ -68,15 +79,15 @@ export async function readProfileDir(deps: Pick<Deps, "fs">, dir: string, proble
         problems.push(`${where}: name: every profile needs a name (a string)`)
         return
       }
-      layers.push({ origin: where, name: item.name, fields: item })
+      layers.push({ origin: { layer, where }, name: item.name, fields: item })
     })
   }
   return layers
 }
 
-function merge(layers: Layer[]): { value: Record<string, unknown>; origins: Record<string, string> } {
+function merge(layers: Layer[]): { value: Record<string, unknown>; origins: Record<string, Origin> } {
   const value: Record<string, unknown> = {}
-  const origins: Record<string, string> = {}
+  const origins: Record<string, Origin> = {}
   for (const l of layers) {
     for (const [k, v] of Object.entries(l.fields)) {
       value[k] = NESTED.has(k) && isPlainObject(value[k]) && isPlainObject(v) ? { ...value[k], ...v } : v
@@ -93,15 +104,19 @@ export async function loadProfiles(
 ): Promise<LoadedProfiles> {
   const problems: string[] = []
   const layers = [
-    ...(await readProfileDir(deps, dirs.shipped, problems)),
-    ...(await readProfileDir(deps, dirs.project, problems)),
-    ...Object.entries(inline).map(([name, fields]) => ({ origin: `opencode.json agents.${name}`, name, fields: isPlainObject(fields) ? { name, ...fields } : { name } })),
+    ...(await readProfileDir(deps, dirs.shipped, "shipped", problems)),
+    ...(await readProfileDir(deps, dirs.project, "project", problems)),
+    ...Object.entries(inline).map(([name, fields]): Layer => ({
+      origin: { layer: "options", where: `opencode.json agents.${name}` },
+      name,
+      fields: isPlainObject(fields) ? { name, ...fields } : { name },
+    })),
   ]
   const byName = new Map<string, Layer[]>()
   for (const l of layers) byName.set(l.name, [...(byName.get(l.name) ?? []), l])
 
   const profiles = new Map<string, Profile>()
-  const origins = new Map<string, Record<string, string>>()
+  const origins = new Map<string, Record<string, Origin>>()
   for (const [name, ls] of byName) {
     let use = [...ls]
     // Drop the layer behind each problem and try again with the rest.
@@ -113,11 +128,11 @@ export async function loadProfiles(
         origins.set(name, o)
         break
       }
-      const bad = new Set<string>()
+      const bad = new Set<Origin>()
       for (const issue of r.error.issues) {
         const field = String(issue.path[0] ?? "(profile)")
         const origin = o[field] ?? use[use.length - 1]!.origin
-        problems.push(`${origin}: ${issue.path.length ? issue.path.join(".") : "(profile)"}: ${issue.message}`)
+        problems.push(`${origin.where}: ${issue.path.length ? issue.path.join(".") : "(profile)"}: ${issue.message}`)
         bad.add(origin)
       }
       const before = use.length
@@ -127,6 +142,13 @@ export async function loadProfiles(
     }
   }
   return { profiles, origins, problems }
+}
+
+/** The distinct places a profile was defined, in precedence order (lowest first). */
+export function definedIn(origins: Record<string, Origin>): Origin[] {
+  const seen = new Map<string, Origin>()
+  for (const o of Object.values(origins)) seen.set(o.where, o)
+  return [...seen.values()].sort((a, b) => PROFILE_LAYERS.indexOf(a.layer) - PROFILE_LAYERS.indexOf(b.layer))
 }
 
 /** Style and escalation guidance appended to every profile's prompt. */

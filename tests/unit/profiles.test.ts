@@ -2,7 +2,7 @@ import { existsSync, mkdirSync, writeFileSync } from "node:fs"
 import { join } from "node:path"
 import { describe, expect, it } from "vitest"
 import { KnowledgeIndex } from "../../plugin/agents/knowledge.js"
-import { loadProfiles, promptSuffix } from "../../plugin/agents/load.js"
+import { definedIn, loadProfiles, promptSuffix } from "../../plugin/agents/load.js"
 import { Profile, permissionRules, toolVerdict } from "../../plugin/agents/profiles.js"
 import { CONFIG_DIR, TEMPLATES_DIR } from "../../plugin/paths.js"
 import { fakeDeps, tempDir } from "../helpers/fake-deps.js"
@@ -37,7 +37,25 @@ describe("profile loading", () => {
     const { profiles, origins } = await loadProfiles(fakeDeps(), { shipped: join(dir, "shipped"), project: join(dir, "project") }, { alpha: { style: "technical" } })
     const a = profiles.get("alpha")!
     expect(a).toMatchObject({ description: "project", prompt: "project prompt body", style: "technical", permission: { edit: "deny", bash: "allow" } })
-    expect(origins.get("alpha")).toMatchObject({ description: join(dir, "project/alpha.md"), style: "opencode.json agents.alpha" })
+    expect(origins.get("alpha")).toMatchObject({
+      description: { layer: "project", where: join(dir, "project/alpha.md") },
+      style: { layer: "options", where: "opencode.json agents.alpha" },
+    })
+  })
+
+  it("ranks where a profile was defined by layer, not by path: a project beside the package is still the project", async () => {
+    // The package in <tmp>/nso, the project in <tmp>/nso-oc-1: the project's path starts with the package's.
+    const dir = tempDir()
+    write(dir, {
+      "nso/config/agents/a.yaml": "name: alpha\ndescription: shipped\nprompt: p\n",
+      "nso-oc-1/.opencode/nso/agents/alpha.yaml": "name: alpha\nstyle: technical\n",
+    })
+    const { origins } = await loadProfiles(fakeDeps(), { shipped: join(dir, "nso/config/agents"), project: join(dir, "nso-oc-1/.opencode/nso/agents") }, { alpha: { temperature: 0.2 } })
+    expect(definedIn(origins.get("alpha")!)).toEqual([
+      { layer: "shipped", where: join(dir, "nso/config/agents/a.yaml") },
+      { layer: "project", where: join(dir, "nso-oc-1/.opencode/nso/agents/alpha.yaml") },
+      { layer: "options", where: "opencode.json agents.alpha" },
+    ])
   })
 
   it("an invalid layer is reported with file, field and problem, and the profile falls back", async () => {
