@@ -2,6 +2,15 @@ import type { Deps, TimerHandle } from "../deps.js"
 import type { LiveState } from "../journal/state.js"
 import { IdPrefix, type Envelope, type JournalEvent, type Question, type Task } from "../protocol.js"
 import { TaskError, type TaskManager } from "../tasks/manager.js"
+import { chooseOption, type Choice, type Synonyms } from "./choice.js"
+
+/** Other words people use for the options of NSO's own questions. */
+const NSO_SYNONYMS: Synonyms = {
+  resume: ["continue", "go on", "carry on", "keep going", "proceed", "restart", "retry", "yes"],
+  cancel: ["stop", "drop", "kill", "abort", "abandon", "discard"],
+}
+
+const describeNamed = (c: Choice) => (c.ok ? c.option : c.named.length ? `more than one (${c.named.join(" and ")})` : "none of them")
 
 /**
  * Questions from background agents to the user. `ask` journals the question, puts it in the
@@ -158,6 +167,9 @@ export class QuestionManager {
     }
     if (q.status === "answered" || this.routed.has(id)) throw new TaskError(`Question ${id} was already answered (by ${q.answeredBy}: "${q.answer}"). Nothing to do.`)
     if (!answer.trim()) throw new TaskError("The answer is empty: pass the user's answer as text.")
+    // NSO acts on its own questions itself, so it must understand the answer before accepting it.
+    if (q.from === "nso" && q.options.length && !chooseOption(answer, q.options, NSO_SYNONYMS).ok)
+      throw new TaskError(`Question ${id} needs one of: ${q.options.join(", ")}. "${answer}" names ${describeNamed(chooseOption(answer, q.options, NSO_SYNONYMS))}. Answer again with one of those words; nothing was recorded.`)
     this.routed.add(id)
     await this.ports.write({ type: "question.answered", id, answer, by })
     return { question: this.get(id)!, delivered: await this.route(id, answer, by) }
@@ -176,7 +188,7 @@ export class QuestionManager {
     const root = q.taskId ? this.ports.tasks.get(q.taskId) : undefined
     if (root) await this.ports.withdraw(this.ports.tasks.rootSession(root), id).catch(() => {})
     if (q.from === "nso") {
-      if (q.taskId) await this.onNsoAnswer(q.taskId, answer)
+      if (q.taskId) await this.onNsoAnswer(q, answer)
       return "handled by NSO"
     }
     if (this.release(id, { kind: "answered", answer, by })) {
@@ -195,9 +207,11 @@ export class QuestionManager {
     return "to the agent's session"
   }
 
-  private async onNsoAnswer(taskId: string, answer: string): Promise<void> {
-    if (/\b(cancel|stop|drop|kill|no)\b/i.test(answer)) await this.ports.tasks.cancel(taskId, "the user chose to cancel it after a restart")
-    else await this.ports.tasks.resume(taskId)
+  private async onNsoAnswer(q: Question, answer: string): Promise<void> {
+    const c = chooseOption(answer, q.options, NSO_SYNONYMS)
+    // An answer recorded by another process was not checked here: when in doubt, keep the work.
+    if (c.ok && c.option === "cancel") await this.ports.tasks.cancel(q.taskId!, "the user chose to cancel it after a restart")
+    else await this.ports.tasks.resume(q.taskId!)
   }
 
   private release(id: string, o: AskOutcome): boolean {

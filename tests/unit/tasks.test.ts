@@ -306,6 +306,26 @@ describe("restart", () => {
     await rt.dispose()
   })
 
+  it("ask: an answer in a sentence is read for its choice ('no problem, resume' resumes); an unclear one is refused, nothing recorded", async () => {
+    const { rt, t } = await crashWithRunningTask("ask")
+    const [q] = rt.questions.open()
+    await expect(rt.questions.answer(q!.id, "hmm, not sure", "user")).rejects.toThrow(/needs one of: resume, cancel.*names none of them/)
+    await expect(rt.questions.answer(q!.id, "resume or cancel, whatever", "user")).rejects.toThrow(/names more than one/)
+    expect(rt.questions.get(q!.id)!.status).toBe("open")
+    await rt.questions.answer(q!.id, "No problem, resume it", "user")
+    expect(rt.tasks.get(t.id)!.status).toBe("running")
+    await rt.dispose()
+  })
+
+  it("ask: 'don't resume, cancel it' and 'no, stop it' cancel", async () => {
+    for (const answer of ["don't resume, cancel it", "no, stop it"]) {
+      const { rt, t } = await crashWithRunningTask("ask")
+      await rt.questions.answer(rt.questions.open()[0]!.id, answer, "user")
+      expect(rt.tasks.get(t.id)!.status, answer).toBe("cancelled")
+      await rt.dispose()
+    }
+  })
+
   it("persist resumes the agent; kill cancels and says so", async () => {
     const p = await crashWithRunningTask("persist")
     expect(p.rt.tasks.get(p.t.id)!.status).toBe("running")
