@@ -7,10 +7,11 @@ import { Journal, type ReplayReport } from "./journal/journal.js"
 import { nsoReducer, type LiveState } from "./journal/state.js"
 import type { Options } from "./options.js"
 import { TEMPLATES_DIR } from "./paths.js"
-import { IdPrefix, TERMINAL_TASK_STATUSES, type Envelope, type JournalEvent } from "./protocol.js"
+import { TERMINAL_TASK_STATUSES, type JournalEvent } from "./protocol.js"
 import { classify, type Classification, type IncomingPart } from "./router/classify.js"
 import { createIntentMonitor, type IntentMonitor, type IntentSuggestion } from "./router/intent.js"
 import { route } from "./router/route.js"
+import { Outbox } from "./router/outbox.js"
 import { appendProgress, sessionSummary } from "./session/close.js"
 import { SessionInit } from "./session/init.js"
 import { SessionRegistry } from "./session/registry.js"
@@ -37,6 +38,7 @@ export class Runtime {
   readonly intents: IntentMonitor
   readonly tasks: TaskManager
   readonly questions: QuestionManager
+  readonly outbox: Outbox
   readonly profiles: Map<string, Profile>
   readonly profileOrigins: LoadedProfiles["origins"]
   private knowledgeIndex: Promise<KnowledgeIndex> | undefined
@@ -73,10 +75,11 @@ export class Runtime {
         .replaceAll("{{agent}}", task.agent)
         .replaceAll("{{scope}}", task.scope.length ? task.scope.join(", ") : "(no write restriction)")
         .replaceAll("{{contextFile}}", join(options.stateDir, "tasks", task.id, "context.md"))
+    this.outbox = new Outbox(deps, { tasks: state.tasks, push: (env) => this.deliverer.push(env) })
     this.tasks = new TaskManager(deps, options.tasks, {
       state,
       write: (e) => this.write(e),
-      post: (m) => this.post(m),
+      post: (m) => this.outbox.post(m),
       agents: () => this.agents(),
       isolationHeader: renderIsolation,
       projectDir,
@@ -85,7 +88,8 @@ export class Runtime {
     this.questions = new QuestionManager(deps, options.tasks.questionTimeoutMs, {
       state,
       write: (e) => this.write(e),
-      post: (m) => this.post(m),
+      post: (m) => this.outbox.post(m),
+      inboxOf: (taskId) => this.outbox.recipient({ kind: "question", taskId }),
       withdraw: (sid, qid) => this.deliverer.withdraw(sid, qid),
       tasks: this.tasks,
     })
@@ -300,25 +304,6 @@ export class Runtime {
       this.deps.log.log("warn", "could not journal a classification", { error: String(err) }),
     )
     return c
-  }
-
-  /** Buffers an agent or system message for a session's Oracle. */
-  /**
-   * Buffers an agent or system message for a session's Oracle. For agent messages the router's
-   * agent handler decides the priority from the kind (an urgent message stays urgent).
-   */
-  async post(msg: Omit<Envelope, "id" | "time" | "hops"> & { sessionId: string; hops?: number }): Promise<Envelope> {
-    let priority = msg.priority
-    if (msg.source === "agent") {
-      const r = route(msg, this.intents)
-      if (r.handler === "agent") {
-        priority = r.priority
-        if (r.log) this.deps.log.log("warn", `${msg.from} reported a ${msg.kind}`, { taskId: msg.taskId, text: msg.text.slice(0, 300) })
-      }
-    }
-    const env: Envelope & { sessionId: string } = { ...msg, priority, id: this.deps.ids.id(IdPrefix.message), time: this.deps.clock.now(), hops: msg.hops ?? 0 }
-    await this.deliverer.push(env)
-    return env
   }
 
   async system(sessionId: string): Promise<string[]> {

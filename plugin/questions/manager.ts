@@ -1,6 +1,7 @@
 import type { Deps, TimerHandle } from "../deps.js"
 import type { LiveState } from "../journal/state.js"
 import { IdPrefix, type Envelope, type JournalEvent, type Question, type Task } from "../protocol.js"
+import type { Outgoing } from "../router/outbox.js"
 import { TaskError, type TaskManager } from "../tasks/manager.js"
 import { chooseOption, type Choice, type Synonyms } from "./choice.js"
 
@@ -33,7 +34,10 @@ export type AskOutcome = { kind: "answered"; answer: string; by: string } | { ki
 export interface QuestionPorts {
   state: LiveState
   write(event: JournalEvent): Promise<void>
-  post(msg: Omit<Envelope, "id" | "time" | "hops"> & { sessionId: string }): Promise<Envelope>
+  /** Hands a message to the outbox, which decides its recipient and priority. */
+  post(msg: Outgoing): Promise<Envelope>
+  /** The session where this task's questions are delivered (decided by the outbox). */
+  inboxOf(taskId: string): string
   /** Drops a question's message from the buffer if it was not delivered yet. */
   withdraw(sessionId: string, questionId: string): Promise<void>
   tasks: TaskManager
@@ -84,6 +88,7 @@ export class QuestionManager {
       status: "open",
     }
     await this.ports.write({ type: "question.asked", question })
+    // Waiting for the user gives the task's model slot back.
     await this.ports.tasks.setWaiting(task.id, true)
     const outcome = new Promise<AskOutcome>((resolve) => {
       const timeoutMs = input.timeoutMs ?? this.defaultTimeoutMs
@@ -93,21 +98,19 @@ export class QuestionManager {
       signal?.addEventListener("abort", () => this.release(question.id, { kind: "cancelled" }), { once: true })
     })
     await this.ports.post({
-      sessionId: this.ports.tasks.rootSession(task),
       source: "agent",
       from: task.agent,
       to: "oracle",
       kind: "question",
-      priority: question.urgency === "urgent" ? "urgent" : "high",
+      ...(question.urgency === "urgent" ? { priority: "urgent" as const } : {}),
       taskId: task.id,
       questionId: question.id,
       text: question.options.length ? `${question.text}\nOptions: ${question.options.join(" | ")}` : question.text,
     })
     const o = await outcome
-    if (o.kind === "timeout") {
-      await this.ports.write({ type: "question.timed_out", id: question.id })
-      await this.ports.tasks.setWaiting(task.id, false)
-    }
+    if (o.kind === "timeout") await this.ports.write({ type: "question.timed_out", id: question.id })
+    // The agent goes on only once its task has a model slot again.
+    if (o.kind !== "cancelled") await this.ports.tasks.setWaiting(task.id, false)
     return { question: this.get(question.id) ?? question, outcome: o }
   }
 
@@ -117,7 +120,7 @@ export class QuestionManager {
       id: this.deps.ids.id(IdPrefix.question),
       taskId: task.id,
       from: "nso",
-      sessionId: this.ports.tasks.rootSession(task),
+      sessionId: this.ports.inboxOf(task.id),
       text,
       urgency: "normal",
       options,
@@ -136,19 +139,17 @@ export class QuestionManager {
   async remind(sessionId: string, since: number, buffered: ReadonlySet<string | undefined>): Promise<void> {
     for (const q of this.open()) {
       const task = q.taskId ? this.ports.tasks.get(q.taskId) : undefined
-      if (!task || q.askedAt >= since || buffered.has(q.id) || this.ports.tasks.rootSession(task) !== sessionId) continue
+      if (!task || q.askedAt >= since || buffered.has(q.id) || this.ports.inboxOf(task.id) !== sessionId) continue
       await this.postFromNso(q, task, `Still waiting for the user's answer (asked before a restart) — ${q.from}: ${q.text}`)
     }
   }
 
   private async postFromNso(q: Question, task: Task, text: string): Promise<void> {
     await this.ports.post({
-      sessionId: this.ports.tasks.rootSession(task),
       source: "system",
       from: "nso",
       to: "oracle",
       kind: "question",
-      priority: "high",
       taskId: task.id,
       questionId: q.id,
       text: q.options.length ? `${text}\nOptions: ${q.options.join(" | ")}` : text,
@@ -185,25 +186,23 @@ export class QuestionManager {
 
   private async route(id: string, answer: string, by: string): Promise<"to the waiting agent" | "to the agent's session" | "handled by NSO" | "task already ended"> {
     const q = this.get(id)!
-    const root = q.taskId ? this.ports.tasks.get(q.taskId) : undefined
-    if (root) await this.ports.withdraw(this.ports.tasks.rootSession(root), id).catch(() => {})
+    if (q.taskId && this.ports.tasks.get(q.taskId)) await this.ports.withdraw(this.ports.inboxOf(q.taskId), id).catch(() => {})
     if (q.from === "nso") {
       if (q.taskId) await this.onNsoAnswer(q, answer)
       return "handled by NSO"
     }
-    if (this.release(id, { kind: "answered", answer, by })) {
-      if (q.taskId) await this.ports.tasks.setWaiting(q.taskId, false)
-      return "to the waiting agent"
-    }
+    // The waiting call takes its slot back itself (see ask).
+    if (this.release(id, { kind: "answered", answer, by })) return "to the waiting agent"
     const task = q.taskId ? this.ports.tasks.get(q.taskId) : undefined
     if (!task || task.status === "completed" || task.status === "failed" || task.status === "cancelled") return "task already ended"
-    // Late: the asking call gave up (or died with a restart). Tell the agent in its session.
+    // Late: the asking call gave up (or died with a restart). Tell the agent in its session,
+    // once its task has a model slot.
+    await this.ports.tasks.setWaiting(task.id, false)
     await this.deps.host.prompt(q.sessionId, {
       agent: task.agent,
       text: `[NSO · ${by} · question ${q.id} · answer]\nLate answer to your question "${q.text}": ${answer}`,
       meta: { source: "agent", from: by, kind: "answer", ids: [q.id, task.id] },
     })
-    await this.ports.tasks.setWaiting(task.id, false)
     return "to the agent's session"
   }
 

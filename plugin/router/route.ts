@@ -30,23 +30,33 @@ export function route(env: Pick<Envelope, "source" | "kind" | "priority" | "text
   }
 }
 
-function agentRoute(env: Pick<Envelope, "kind" | "priority">): Route {
-  // An agent may raise its own priority to urgent (an urgent question); otherwise the kind decides.
-  const atLeast = (p: Priority): Priority => (env.priority === "urgent" ? "urgent" : p)
+function agentRoute(env: Pick<Envelope, "source" | "kind" | "priority">): Route {
+  const priority = priorityOf(env)
+  if (env.kind === "failure") return { handler: "agent", priority, task: "failed", log: true }
+  if (env.kind === "completion") return { handler: "agent", priority, task: "completed" }
+  return { handler: "agent", priority }
+}
+
+/**
+ * The priority a message is buffered at, from what it is. A sender may only raise its own to
+ * urgent (an urgent question); everything else is the kind's.
+ */
+export function priorityOf(env: Pick<Envelope, "source" | "kind"> & { priority?: Priority }): Priority {
+  if (env.priority === "urgent") return "urgent"
   switch (env.kind) {
     case "question":
     case "escalation":
-      return { handler: "agent", priority: atLeast("high") }
     case "failure":
-      return { handler: "agent", priority: atLeast("high"), task: "failed", log: true }
+      return "high"
     case "completion":
-      return { handler: "agent", priority: atLeast("medium"), task: "completed" }
+      return "medium"
     case "status":
-      return { handler: "agent", priority: atLeast("low") }
+      // NSO's own status lines are about work the user asked for (cancelled, stalled): they matter.
+      return env.source === "system" ? "high" : "low"
     case "answer":
     case "finding":
     case "assignment":
     case "handoff":
-      return { handler: "agent", priority: atLeast("medium") }
+      return "medium"
   }
 }

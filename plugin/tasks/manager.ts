@@ -1,15 +1,25 @@
 import { join } from "node:path"
-import PQueue from "p-queue"
-import type { AssistantOutcome, Deps, TimerHandle } from "../deps.js"
+import type { AssistantOutcome, Deps } from "../deps.js"
 import type { LiveState } from "../journal/state.js"
 import type { TaskOptions } from "../options.js"
 import { IdPrefix, TERMINAL_TASK_STATUSES, type Envelope, type JournalEvent, type Task, type TaskStatus } from "../protocol.js"
-import { scopesOverlap } from "./scope.js"
+import type { Outgoing } from "../router/outbox.js"
+import { ReplyTracker, verdict } from "./completion.js"
+import { recoveryFor } from "./recovery.js"
+import { ScopeLocks } from "./scope.js"
+import { Slots, type Lease } from "./slots.js"
+import { descendants, tree } from "./tree.js"
+import { Watchdog } from "./watchdog.js"
 
 /**
- * Background delegation: a task's whole life, from `delegate` to its result in the delegating
- * session's buffer. Completion comes from session events, confirmed against the child's last
- * assistant message; a slow sweep repairs lost events; a watchdog reports stalls.
+ * Background delegation: a task's whole life, from `delegate` to its result in the buffer.
+ * The parts live beside this file — concurrency slots, write-scope locks, reply tracking,
+ * the watchdog, restart recovery — and this class runs the lifecycle through them:
+ *
+ *   queued → (scope free, slot granted) → running ⇄ waiting_for_answer → completed | failed | cancelled
+ *
+ * A task holds a model slot only while its agent works: waiting for a dependency, a write
+ * scope or the user holds none.
  */
 
 export interface AgentInfo {
@@ -22,7 +32,8 @@ export interface AgentInfo {
 export interface TaskPorts {
   state: LiveState
   write(event: JournalEvent): Promise<void>
-  post(msg: Omit<Envelope, "id" | "time" | "hops"> & { sessionId: string }): Promise<Envelope>
+  /** Hands a message to the outbox, which decides its recipient and priority. */
+  post(msg: Outgoing): Promise<Envelope>
   /** Known agents NSO may delegate to. */
   agents(): Map<string, AgentInfo>
   /** The isolation header text for a task (written into its context file). */
@@ -48,29 +59,37 @@ export class TaskError extends Error {
 
 /** Most characters of a dependency's result handed to the next task. */
 const HANDOFF_CHARS = 4_000
+const SLOT_PRIORITY = { low: 0, medium: 1, high: 2 } as const
 
 export class TaskManager {
-  private queues = new Map<string, PQueue>()
+  private readonly slots: Slots
+  private readonly scopes = new ScopeLocks()
+  private readonly replies = new ReplyTracker()
+  private readonly watchdog: Watchdog
+  private leases = new Map<string, Lease>()
   private ends = new Map<string, { promise: Promise<Task>; resolve: (t: Task) => void }>()
   private bySession = new Map<string, string>()
-  private activity = new Map<string, number>()
-  private watchdogs = new Map<string, TimerHandle>()
-  private limits = new Map<string, TimerHandle>()
+  /** Tasks a restart cut off, waiting for the user's decision: their session's old (aborted) reply is not their outcome. */
+  private interrupted = new Set<string>()
   private confirming = new Set<string>()
-  private sweep: TimerHandle | undefined
-  private endListeners = new Set<(t: Task) => void>()
-  /** Tasks that hold their write scope: claimed synchronously, so two starts cannot both pass. */
-  private claimed = new Set<string>()
-  private launches = 0
   private finishing = new Set<string>()
-  /** The latest assistant message of each running task's session, fed by events. */
-  private replies = new Map<string, { messageId: string; outcome: AssistantOutcome; parts: Map<string, string> }>()
+  private sweep: ReturnType<Deps["timers"]["setInterval"]> | undefined
+  private endListeners = new Set<(t: Task) => void>()
+  private launches = 0
 
   constructor(
     private readonly deps: Pick<Deps, "clock" | "timers" | "ids" | "host" | "log" | "fs">,
     private readonly opts: TaskOptions,
     private readonly ports: TaskPorts,
   ) {
+    this.slots = new Slots(opts.concurrency)
+    this.watchdog = new Watchdog(deps, opts, {
+      onQuiet: (id, quietMs) => void this.onQuiet(id, quietMs).catch((err) => this.deps.log.log("error", "stall check failed", { id, error: String(err) })),
+      onOverTime: (id) =>
+        void this.cancel(id, `it ran longer than the ${this.opts.maxRuntimeMs} ms limit`).catch((err) =>
+          this.deps.log.log("error", "cancelling a task over its time limit failed", { id, error: String(err) }),
+        ),
+    })
     for (const t of ports.state.tasks.values()) if (t.sessionId) this.bySession.set(t.sessionId, t.id)
   }
 
@@ -83,34 +102,9 @@ export class TaskManager {
     return id ? this.get(id) : undefined
   }
 
-  /** The session the user talks in, at the top of this task's tree. */
-  rootSession(task: Task): string {
-    let t = task
-    for (let i = 0; i < 100 && t.parentTaskId; i++) {
-      const p = this.get(t.parentTaskId)
-      if (!p) break
-      t = p
-    }
-    return t.parentSessionId
-  }
-
   /** Tasks delegated from this session or from any task under it. */
   tree(sessionId: string): Task[] {
-    // One pass per nesting level (bounded by maxDepth); called on every delivery decision.
-    const all = [...this.ports.state.tasks.values()]
-    const out = new Set<Task>()
-    const sessions = new Set([sessionId])
-    let grew = true
-    while (grew) {
-      grew = false
-      for (const t of all) {
-        if (out.has(t) || !sessions.has(t.parentSessionId)) continue
-        out.add(t)
-        if (t.sessionId) sessions.add(t.sessionId)
-        grew = true
-      }
-    }
-    return [...out].sort((a, b) => a.createdAt - b.createdAt)
+    return tree(this.ports.state.tasks, sessionId)
   }
 
   running(sessionId: string): number {
@@ -185,59 +179,39 @@ export class TaskManager {
     void this.start(id).catch((err) => this.deps.log.log("error", "task start failed", { id, error: String(err) }))
   }
 
-  private queue(key: string): PQueue {
-    let q = this.queues.get(key)
-    if (!q) {
-      q = new PQueue({ concurrency: this.opts.concurrency })
-      this.queues.set(key, q)
-    }
-    return q
+  private keyOf(task: Task): string {
+    return this.ports.agents().get(task.agent)?.key ?? "default"
   }
 
+  /** Dependencies, then the write scope, then a model slot — only the last one is a slot. */
   private async start(id: string): Promise<void> {
-    let task = this.get(id)!
-    // Sequential handoff: wait for the tasks this one depends on.
-    const deps = await Promise.all(task.dependsOn.map((d) => this.ended(d)))
+    const deps = await Promise.all(this.get(id)!.dependsOn.map((d) => this.ended(d)))
     const bad = deps.find((d) => d.status !== "completed")
     if (bad) return void (await this.finish(id, "failed", { error: `dependency ${bad.id} (${bad.agent}: ${bad.title}) ended ${bad.status}` }))
-    const agent = this.ports.agents().get(task.agent)
-    const priority = { low: 0, medium: 1, high: 2 }[task.priority]
-    await this.queue(agent?.key ?? "default").add(
-      async () => {
-        task = this.get(id)!
-        if (task.status !== "queued") return
-        await this.waitForScope(task)
-        if (this.get(id)!.status !== "queued") return
-        await this.launch(task, deps)
-        await this.ended(id)
-      },
-      { priority },
-    )
-  }
-
-  /** Tasks with overlapping write scopes never run at the same time. */
-  private async waitForScope(task: Task): Promise<void> {
-    for (;;) {
-      const clash = [...this.claimed].map((id) => this.get(id)!).find((t) => t && t.id !== task.id && scopesOverlap(t.scope, task.scope))
-      if (!clash) {
-        this.claimed.add(task.id)
-        return
-      }
-      await this.ended(clash.id)
+    if (this.get(id)!.status !== "queued") return
+    await this.scopes.claim(this.get(id)!, (other) => this.get(other), (other) => this.ended(other))
+    const task = this.get(id)!
+    if (task.status !== "queued") return this.scopes.release(id)
+    const lease = await this.slots.acquire(this.keyOf(task), SLOT_PRIORITY[task.priority])
+    if (this.get(id)!.status !== "queued") {
+      lease.release()
+      return this.scopes.release(id)
     }
+    this.leases.set(id, lease)
+    await this.launch(task, deps)
   }
 
   /** Tasks waiting for a slot under this agent's concurrency key. */
   waitingFor(agent: string): number {
-    return this.queues.get(this.ports.agents().get(agent)?.key ?? "default")?.size ?? 0
+    return this.slots.waiting(this.ports.agents().get(agent)?.key ?? "default")
   }
 
   /** Slots in use under this agent's concurrency key. */
   busySlots(agent: string): number {
-    return this.queues.get(this.ports.agents().get(agent)?.key ?? "default")?.pending ?? 0
+    return this.slots.inUse(this.ports.agents().get(agent)?.key ?? "default")
   }
 
-  /** Tasks between "start" and "prompt sent" (for shutdown and tests). */
+  /** Tasks between "slot granted" and "prompt sent" (for shutdown and tests). */
   get launching(): number {
     return this.launches
   }
@@ -250,7 +224,7 @@ export class TaskManager {
       this.bySession.set(sessionId, task.id)
       await this.writeContext(task)
       await this.update(task.id, { status: "running", sessionId, lastActivityAt: this.deps.clock.now() })
-      this.watch(task.id)
+      this.watchdog.watch(task.id)
       let text = task.prompt
       if (deps.length) {
         text += "\n\nResults of the tasks this one builds on:\n"
@@ -295,46 +269,25 @@ export class TaskManager {
 
   /** An assistant message of a task's session was created or changed (from events). */
   observeAssistant(sessionId: string, messageId: string, outcome: Omit<AssistantOutcome, "text">): void {
-    if (!this.bySession.has(sessionId)) return
-    let r = this.replies.get(sessionId)
-    if (!r || r.messageId !== messageId) {
-      if (r && outcome.createdAt < r.outcome.createdAt) return
-      r = { messageId, outcome: { ...outcome, text: "" }, parts: new Map() }
-      this.replies.set(sessionId, r)
-    }
-    r.outcome = { ...outcome, text: r.outcome.text }
+    if (this.bySession.has(sessionId)) this.replies.observeAssistant(sessionId, messageId, outcome)
   }
 
   /** A text part of a task's session changed (from events); synthetic parts are not the agent's words. */
   observeText(sessionId: string, messageId: string, partId: string, text: string): void {
-    const r = this.replies.get(sessionId)
-    if (!r || r.messageId !== messageId) return
-    r.parts.set(partId, text)
-    r.outcome.text = [...r.parts.values()].join("\n").trim()
-  }
-
-  /** The last assistant message: from events if seen, else asked of OpenCode (e.g. after a restart). */
-  private async lastReply(sessionId: string): Promise<AssistantOutcome | undefined> {
-    const r = this.replies.get(sessionId)
-    if (r?.outcome.completed) return r.outcome
-    return this.deps.host.lastAssistant(sessionId)
+    this.replies.observeText(sessionId, messageId, partId, text)
   }
 
   /** The child went idle (or the sweep found it idle): confirm against its last message. */
   async onIdle(sessionId: string): Promise<void> {
     const task = this.bySessionId(sessionId)
-    if (!task || !isLive(task.status) || task.status === "waiting_for_answer" || this.confirming.has(task.id)) return
+    if (!task || !isLive(task.status) || task.status === "waiting_for_answer" || this.interrupted.has(task.id) || this.confirming.has(task.id)) return
     this.confirming.add(task.id)
     try {
-      const last = await this.lastReply(sessionId)
+      const last = this.replies.finished(sessionId) ?? (await this.deps.host.lastAssistant(sessionId))
       const t = this.get(task.id)!
-      if (!isLive(t.status) || !last || !last.completed) return
-      if (last.error) {
-        if (last.error.aborted) await this.finish(t.id, "cancelled", { error: "aborted" })
-        else await this.finish(t.id, "failed", { error: `${last.error.name}: ${last.error.message}` })
-      } else {
-        await this.finish(t.id, "completed", { result: last.text || "(the agent finished without a summary)" })
-      }
+      if (!isLive(t.status) || t.status === "waiting_for_answer" || this.interrupted.has(t.id) || !last?.completed) return
+      const v = verdict(last)
+      await this.finish(t.id, v.status, v)
     } finally {
       this.confirming.delete(task.id)
     }
@@ -343,7 +296,7 @@ export class TaskManager {
   async onError(sessionId: string, error: { name: string; message: string }): Promise<void> {
     const task = this.bySessionId(sessionId)
     if (!task || !isLive(task.status)) return
-    if (error.name === "MessageAbortedError") return // cancellation finishes the task itself
+    if (error.name === "MessageAbortedError") return // an abort ends the task through its idle event, or through cancel
     await this.finish(task.id, "failed", { error: `${error.name}: ${error.message}` })
   }
 
@@ -351,16 +304,35 @@ export class TaskManager {
   touch(sessionId: string): void {
     const id = this.bySession.get(sessionId)
     if (!id) return
-    this.activity.set(id, this.deps.clock.now())
+    this.watchdog.touch(id)
     const t = this.get(id)
-    if (t?.status === "stalled") void this.update(id, { status: "running", lastActivityAt: this.deps.clock.now() })
+    if (t?.status === "stalled" && !this.interrupted.has(id)) void this.update(id, { status: "running", lastActivityAt: this.deps.clock.now() })
   }
 
+  /**
+   * The task's agent starts or stops waiting for an answer. Waiting gives its model slot back;
+   * going on takes one again, so this resolves only once the agent may work.
+   */
   async setWaiting(id: string, waiting: boolean): Promise<void> {
     const t = this.get(id)
     if (!t || !isLive(t.status)) return
+    if (waiting) this.releaseSlot(id)
+    else await this.takeSlot(t)
     await this.update(id, { status: waiting ? "waiting_for_answer" : "running", lastActivityAt: this.deps.clock.now() })
-    this.activity.set(id, this.deps.clock.now())
+    this.watchdog.touch(id)
+  }
+
+  private async takeSlot(t: Task): Promise<void> {
+    if (this.leases.has(t.id)) return
+    const lease = await this.slots.acquire(this.keyOf(t), SLOT_PRIORITY[t.priority])
+    const now = this.get(t.id)
+    if (!now || TERMINAL_TASK_STATUSES.has(now.status) || this.leases.has(t.id)) return lease.release()
+    this.leases.set(t.id, lease)
+  }
+
+  private releaseSlot(id: string): void {
+    this.leases.get(id)?.release()
+    this.leases.delete(id)
   }
 
   private async finish(id: string, status: TaskStatus, out: { result?: string; error?: string }): Promise<void> {
@@ -369,13 +341,15 @@ export class TaskManager {
     if (!t || TERMINAL_TASK_STATUSES.has(t.status) || this.finishing.has(id)) return
     this.finishing.add(id)
     try {
-      await this.update(id, { status, ...out, lastActivityAt: this.deps.clock.now() })
+      await this.update(id, { status, ...(out.result !== undefined ? { result: out.result } : {}), ...(out.error !== undefined ? { error: out.error } : {}), lastActivityAt: this.deps.clock.now() })
     } finally {
       this.finishing.delete(id)
     }
-    this.unwatch(id)
-    this.claimed.delete(id)
-    if (t.sessionId) this.replies.delete(t.sessionId)
+    this.watchdog.unwatch(id)
+    this.releaseSlot(id)
+    this.scopes.release(id)
+    this.interrupted.delete(id)
+    if (t.sessionId) this.replies.forget(t.sessionId)
     const done = this.get(id)!
     const e = this.ends.get(id)
     this.ends.delete(id)
@@ -383,12 +357,10 @@ export class TaskManager {
     for (const fn of this.endListeners) fn(done)
     if (status === "cancelled") return // the canceller reports it
     await this.ports.post({
-      sessionId: t.parentSessionId,
       source: "agent",
       from: t.agent,
       to: "oracle",
       kind: status === "completed" ? "completion" : "failure",
-      priority: status === "completed" ? "medium" : "high",
       taskId: t.id,
       text: status === "completed" ? (out.result ?? "") : `Task "${t.title}" failed: ${out.error}`,
     })
@@ -404,7 +376,7 @@ export class TaskManager {
   async cancel(id: string, reason = "cancelled", opts: { tell?: boolean } = {}): Promise<Task[]> {
     const root = this.get(id)
     if (!root) throw new TaskError(`No task "${id}". Use the tasks tool to see task ids.`)
-    const family = [root, ...this.descendants(id)].filter((t) => !TERMINAL_TASK_STATUSES.has(t.status))
+    const family = [root, ...descendants(this.ports.state.tasks, id)].filter((t) => !TERMINAL_TASK_STATUSES.has(t.status))
     family.sort((a, b) => b.depth - a.depth)
     const out: Task[] = []
     for (const t of family) {
@@ -415,12 +387,10 @@ export class TaskManager {
     if (out.length && opts.tell !== false) {
       const others = out.length - 1
       await this.ports.post({
-        sessionId: root.parentSessionId,
         source: "system",
         from: "nso",
         to: "oracle",
         kind: "status",
-        priority: "high",
         taskId: root.id,
         text: `Task "${root.title}" (${root.agent}) was cancelled: ${reason}${others ? `, with ${others} task(s) it started` : ""}.`,
       })
@@ -428,74 +398,24 @@ export class TaskManager {
     return out
   }
 
-  private descendants(id: string): Task[] {
-    const out: Task[] = []
-    const frontier = [id]
-    while (frontier.length) {
-      const cur = frontier.pop()!
-      for (const t of this.ports.state.tasks.values())
-        if (t.parentTaskId === cur) {
-          out.push(t)
-          frontier.push(t.id)
-        }
-    }
-    return out
-  }
-
   // ----- watchdog and sweep -------------------------------------------------------------------
 
-  private watch(id: string): void {
-    this.activity.set(id, this.deps.clock.now())
-    this.arm(id, this.opts.stallMs)
-    if (this.opts.maxRuntimeMs > 0) {
-      this.limits.set(
-        id,
-        this.deps.timers.setTimeout(() => {
-          void this.cancel(id, `it ran longer than the ${this.opts.maxRuntimeMs} ms limit`).catch((err) =>
-            this.deps.log.log("error", "cancelling a task over its time limit failed", { id, error: String(err) }),
-          )
-        }, this.opts.maxRuntimeMs),
-      )
-    }
-  }
-
-  private arm(id: string, ms: number): void {
-    if (this.opts.stallMs <= 0) return
-    const prev = this.watchdogs.get(id)
-    if (prev) this.deps.timers.clearTimeout(prev)
-    this.watchdogs.set(id, this.deps.timers.setTimeout(() => void this.checkStall(id), ms))
-  }
-
-  private unwatch(id: string): void {
-    for (const m of [this.watchdogs, this.limits]) {
-      const h = m.get(id)
-      if (h) this.deps.timers.clearTimeout(h)
-      m.delete(id)
-    }
-    this.activity.delete(id)
-  }
-
-  private async checkStall(id: string): Promise<void> {
+  /** The watchdog saw no activity for stallMs: report a stall once. Waiting for the user is not a stall. */
+  private async onQuiet(id: string, quietMs: number): Promise<void> {
     const t = this.get(id)
-    if (!t || !isLive(t.status)) return
-    const idleFor = this.deps.clock.now() - (this.activity.get(id) ?? t.lastActivityAt)
-    // Waiting for the user is not a stall; neither is recent activity.
-    if (t.status === "waiting_for_answer" || idleFor < this.opts.stallMs) return this.arm(id, Math.max(1, this.opts.stallMs - idleFor))
+    if (!t || !isLive(t.status) || t.status === "waiting_for_answer") return
     if (t.status !== "stalled") {
       await this.update(id, { status: "stalled" })
       await this.ports.post({
-        sessionId: t.parentSessionId,
         source: "system",
         from: "nso",
         to: "oracle",
         kind: "status",
-        priority: "high",
         taskId: id,
-        text: `Task "${t.title}" (${t.agent}) has shown no activity for ${Math.round(idleFor / 60_000)} min. ${this.opts.killStalled ? "It was cancelled (killStalled is on)." : "It keeps running; cancel it with task_cancel if it is stuck."}`,
+        text: `Task "${t.title}" (${t.agent}) has shown no activity for ${Math.round(quietMs / 60_000)} min. ${this.opts.killStalled ? "It was cancelled (killStalled is on)." : "It keeps running; cancel it with task_cancel if it is stuck."}`,
       })
-      if (this.opts.killStalled) return void (await this.cancel(id, "stalled", { tell: false }))
+      if (this.opts.killStalled) await this.cancel(id, "stalled", { tell: false })
     }
-    this.arm(id, this.opts.stallMs)
   }
 
   /** Starts the slow sweep that repairs lost completion events (does not keep the process alive). */
@@ -505,51 +425,60 @@ export class TaskManager {
   }
 
   async reconcile(): Promise<void> {
-    const live = [...this.ports.state.tasks.values()].filter((t) => (t.status === "running" || t.status === "stalled") && t.sessionId)
+    const live = [...this.ports.state.tasks.values()].filter((t) => (t.status === "running" || t.status === "stalled") && t.sessionId && !this.interrupted.has(t.id))
     if (!live.length) return
     const busy = await this.deps.host.busySessions().catch(() => undefined)
     if (!busy) return
     for (const t of live) if (!busy.has(t.sessionId!)) await this.onIdle(t.sessionId!)
   }
 
+  // ----- restart ------------------------------------------------------------------------------
+
   /**
    * After a restart: queued tasks start again; a task that was running finishes if its child
-   * already did, otherwise it is handled by the close policy.
+   * already did, otherwise it is handled by the close policy (`onInterrupted`).
    */
   async recover(onInterrupted: (t: Task) => Promise<void>): Promise<void> {
     for (const t of [...this.ports.state.tasks.values()]) {
       if (TERMINAL_TASK_STATUSES.has(t.status)) continue
-      if (t.status === "queued") {
-        this.schedule(t.id)
-        continue
+      const last = t.sessionId && t.status !== "queued" ? await this.deps.host.lastAssistant(t.sessionId).catch(() => undefined) : undefined
+      const r = recoveryFor(t, last)
+      switch (r.action) {
+        case "requeue":
+          this.schedule(t.id)
+          break
+        case "fail":
+          await this.finish(t.id, "failed", { error: r.error })
+          break
+        case "complete":
+          await this.finish(t.id, "completed", { result: r.result })
+          break
+        case "await_answer":
+          this.scopes.hold(t.id)
+          this.watchdog.watch(t.id)
+          break
+        case "interrupted":
+          this.scopes.hold(t.id)
+          this.interrupted.add(t.id)
+          await onInterrupted(t)
+          break
       }
-      if (!t.sessionId) {
-        await this.finish(t.id, "failed", { error: "interrupted by a restart before its session existed" })
-        continue
-      }
-      const last = await this.deps.host.lastAssistant(t.sessionId).catch(() => undefined)
-      if (last?.completed && last.createdAt >= t.createdAt && !last.error) {
-        await this.finish(t.id, "completed", { result: last.text || "(the agent finished without a summary)" })
-        continue
-      }
-      this.claimed.add(t.id)
-      if (t.status === "waiting_for_answer") {
-        // The asking call died with the server; the question stays open and its answer will
-        // be forwarded to the session as a message.
-        this.watch(t.id)
-        continue
-      }
-      await onInterrupted(t)
     }
   }
 
-  /** Sends an interrupted task's agent back to work (close policy `persist`, or the user said resume). */
+  /**
+   * Sends an interrupted task's agent back to work (close policy `persist`, or the user said
+   * resume). Resolves once the prompt is sent — after a model slot is free.
+   */
   async resume(id: string): Promise<void> {
     const t = this.get(id)
     if (!t || !t.sessionId || TERMINAL_TASK_STATUSES.has(t.status)) return
-    this.claimed.add(id)
+    this.scopes.hold(id)
+    await this.takeSlot(t)
+    if (TERMINAL_TASK_STATUSES.has(this.get(id)!.status)) return
+    this.interrupted.delete(id)
     await this.update(id, { status: "running", lastActivityAt: this.deps.clock.now() })
-    this.watch(id)
+    this.watchdog.watch(id)
     await this.deps.host.prompt(t.sessionId, {
       agent: t.agent,
       text: "[NSO · system] The server restarted while you were working on this task. Continue where you left off; your earlier messages are above.",
@@ -558,15 +487,21 @@ export class TaskManager {
     })
   }
 
-  /** Marks an interrupted task as stalled until someone decides (close policy `ask`). */
+  /** Holds an interrupted task until someone decides (close policy `ask`); it shows as stalled. */
   async markInterrupted(id: string): Promise<void> {
+    this.interrupted.add(id)
     await this.update(id, { status: "stalled" })
+  }
+
+  /** Whether a restart cut this task off and nobody has decided yet. */
+  isInterrupted(id: string): boolean {
+    return this.interrupted.has(id)
   }
 
   dispose(): void {
     if (this.sweep) this.deps.timers.clearInterval(this.sweep)
-    for (const id of [...this.watchdogs.keys(), ...this.limits.keys()]) this.unwatch(id)
-    for (const q of this.queues.values()) q.clear()
+    this.watchdog.dispose()
+    this.slots.clear()
   }
 }
 

@@ -61,3 +61,32 @@ export function writeTargets(tool: string, args: unknown): string[] {
 
 /** OpenCode's built-in tools that change files (the ones its `edit` permission governs). */
 export const WRITE_TOOLS: ReadonlySet<string> = new Set(["write", "edit", "patch", "apply_patch", "multiedit"])
+
+/**
+ * Write-scope locks: a task with a scope runs only when no running task's scope overlaps it.
+ * A claim is taken before the task asks for a model slot, so waiting here holds no slot.
+ */
+export class ScopeLocks {
+  private held = new Set<string>()
+
+  /** Resolves once no other holder's scope overlaps this task's; then this task holds its own. */
+  async claim(task: { id: string; scope: readonly string[] }, get: (id: string) => { id: string; scope: readonly string[] } | undefined, ended: (id: string) => Promise<unknown>): Promise<void> {
+    for (;;) {
+      const clash = [...this.held].map(get).find((t) => t && t.id !== task.id && scopesOverlap(t.scope, task.scope))
+      if (!clash) {
+        this.held.add(task.id)
+        return
+      }
+      await ended(clash.id)
+    }
+  }
+
+  /** Marks a task as holding its scope without checking (a task found running after a restart). */
+  hold(id: string): void {
+    this.held.add(id)
+  }
+
+  release(id: string): void {
+    this.held.delete(id)
+  }
+}

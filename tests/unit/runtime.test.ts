@@ -68,7 +68,7 @@ describe("runtime: delivery to the Oracle", () => {
   it("holds an agent message while the user is active and delivers it once at the pause", async () => {
     const { rt, deps } = await runtime()
     await rt.message("ses_root", "oracle", [{ text: "a question for you" }])
-    await rt.post({ sessionId: "ses_root", source: "agent", from: "builder", to: "oracle", kind: "question", priority: "high", taskId: "tsk_aaaaaa", questionId: "q_aaaaaa", text: "Which DB?" })
+    await rt.outbox.post({ sessionId: "ses_root", source: "agent", from: "builder", to: "oracle", kind: "question", priority: "high", taskId: "tsk_aaaaaa", questionId: "q_aaaaaa", text: "Which DB?" })
     await flush()
     expect(deps.fakeHost.injections).toEqual([])
     rt.sessionBusy("ses_root", false) // the Oracle finished answering the user
@@ -94,7 +94,7 @@ describe("runtime: delivery to the Oracle", () => {
     const { rt } = await runtime(dir, deps1)
     rt.sessionBusy("ses_root", false)
     deps1.time.advance(5000)
-    const a = await rt.post({ sessionId: "ses_root", source: "agent", from: "builder", to: "oracle", kind: "status", priority: "medium", text: "A" })
+    const a = await rt.outbox.post({ sessionId: "ses_root", source: "agent", from: "builder", to: "oracle", kind: "status", priority: "medium", text: "A" })
     await rt.deliverer.idle()
     expect(deps1.fakeHost.injections).toHaveLength(1)
     // Simulate the crash window: a batch journaled as started, then the process died.
@@ -122,7 +122,7 @@ describe("runtime: delivery to the Oracle", () => {
     rt.sessionBusy("ses_root", false)
     deps.time.advance(5000)
     deps.fakeHost.failInject = true
-    await rt.post({ sessionId: "ses_root", source: "agent", from: "builder", to: "oracle", kind: "failure", priority: "high", text: "boom" })
+    await rt.outbox.post({ sessionId: "ses_root", source: "agent", from: "builder", to: "oracle", kind: "failure", priority: "high", text: "boom" })
     await rt.deliverer.idle()
     expect(deps.fakeHost.injections).toHaveLength(0)
     deps.fakeHost.failInject = false
@@ -163,7 +163,7 @@ describe("runtime: a lost idle event", () => {
   it("is repaired by asking OpenCode, so held messages are not held for ever", async () => {
     const { rt, deps } = await runtime()
     await rt.message("ses_root", "oracle", [{ text: "hi" }]) // busy: the Oracle answers
-    await rt.post({ sessionId: "ses_root", source: "agent", from: "builder", to: "oracle", kind: "status", priority: "medium", text: "progress" })
+    await rt.outbox.post({ sessionId: "ses_root", source: "agent", from: "builder", to: "oracle", kind: "status", priority: "medium", text: "progress" })
     // The idle event never arrives. OpenCode says nothing is busy.
     await rt.startBackground()
     deps.time.advance(30_000)

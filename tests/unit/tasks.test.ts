@@ -147,6 +147,67 @@ describe("tasks", () => {
     await rt.dispose()
   })
 
+  it("a task waiting for another's write scope holds no model slot", async () => {
+    const { rt, host, finish } = await setup({ tasks: { concurrency: 2 } })
+    await rt.tasks.delegate({ parentSessionId: "ses_root", agent: "builder", prompt: "a", scope: ["src/**"] })
+    await rt.tasks.delegate({ parentSessionId: "ses_root", agent: "builder", prompt: "b", scope: ["src/auth/**"] })
+    await rt.tasks.delegate({ parentSessionId: "ses_root", agent: "builder", prompt: "c" })
+    await flush()
+    // b waits for a's scope without a slot, so c gets the second one.
+    expect(host.prompts.map((p) => p.text)).toEqual(["a", "c"])
+    expect(rt.tasks.busySlots("builder")).toBe(2)
+    await finish("ses_child1", "done a")
+    expect(host.prompts.map((p) => p.text)).toEqual(["a", "c", "b"])
+    await rt.dispose()
+  })
+
+  it("a task waiting for the user gives its slot back, and takes one again before it goes on", async () => {
+    const { rt, host, finish } = await setup({ tasks: { concurrency: 1 } })
+    const a = await rt.tasks.delegate({ parentSessionId: "ses_root", agent: "builder", prompt: "a" })
+    const b = await rt.tasks.delegate({ parentSessionId: "ses_root", agent: "builder", prompt: "b" })
+    await flush()
+    expect(host.prompts.map((p) => p.text)).toEqual(["a"])
+    const asked = rt.questions.ask({ sessionId: "ses_child1", question: "Which DB?" })
+    await flush()
+    // a waits for the user: b runs meanwhile.
+    expect(host.prompts.map((p) => p.text)).toEqual(["a", "b"])
+    expect(rt.tasks.get(b.id)!.status).toBe("running")
+    let returned = false
+    void asked.then(() => (returned = true))
+    await rt.questions.answer(rt.questions.open()[0]!.id, "pg", "user")
+    await flush()
+    // The answer is recorded, but a's agent goes on only once b gives the slot back.
+    expect(returned).toBe(false)
+    expect(rt.tasks.get(a.id)!.status).toBe("waiting_for_answer")
+    await finish("ses_child2", "done b")
+    expect(returned).toBe(true)
+    expect(rt.tasks.get(a.id)!.status).toBe("running")
+    expect(rt.tasks.busySlots("builder")).toBe(1)
+    await rt.dispose()
+  })
+
+  it("a nested task's question goes to the session the user talks in; its result to the task that delegated it", async () => {
+    const { rt, finish, host } = await setup()
+    const lead = await rt.tasks.delegate({ parentSessionId: "ses_root", agent: "lead", prompt: "lead" })
+    await flush()
+    const sub = await rt.tasks.delegate({ parentSessionId: "ses_child1", agent: "builder", prompt: "sub" })
+    await flush()
+    void rt.questions.ask({ sessionId: "ses_child2", question: "Which DB?" })
+    await flush()
+    expect(rt.outbox.recipient({ kind: "question", taskId: sub.id })).toBe("ses_root")
+    expect(rt.outbox.recipient({ kind: "completion", taskId: sub.id })).toBe("ses_child1")
+    expect(rt.deliverer.pending("ses_root").map((e) => [e.kind, e.taskId])).toEqual([["question", sub.id]])
+    await rt.questions.answer(rt.questions.open()[0]!.id, "pg", "user")
+    await flush()
+    await finish("ses_child2", "sub done")
+    await rt.deliverer.idle()
+    // The lead's session is idle: the result goes straight in, and nowhere else.
+    expect(host.injections.map((i) => [i.sessionId, i.meta.kind])).toEqual([["ses_child1", "completion"]])
+    expect(host.injections[0]!.text).toContain("sub done")
+    expect(rt.tasks.get(lead.id)!.status).toBe("running")
+    await rt.dispose()
+  })
+
   it("cancel aborts the task and its descendants, deepest first", async () => {
     const { rt, host } = await setup()
     const lead = await rt.tasks.delegate({ parentSessionId: "ses_root", agent: "lead", prompt: "lead" })
@@ -324,6 +385,20 @@ describe("restart", () => {
       expect(rt.tasks.get(t.id)!.status, answer).toBe("cancelled")
       await rt.dispose()
     }
+  })
+
+  it("ask: the reply the quit aborted does not cancel the task while the user decides; resume later still works", async () => {
+    const { rt, t, host, deps } = await crashWithRunningTask("ask")
+    // Quitting OpenCode (/exit) marks the reply in flight aborted; the sweep sees the session idle.
+    host.outcomes.set("ses_child1", { completed: true, text: "", createdAt: deps.time.now, error: { name: "MessageAbortedError", message: "aborted", aborted: true } })
+    await rt.tasks.reconcile()
+    await rt.tasks.onIdle("ses_child1")
+    await flush()
+    expect(rt.tasks.get(t.id)!.status).toBe("stalled")
+    await rt.questions.answer(rt.questions.open()[0]!.id, "resume", "user")
+    expect(rt.tasks.get(t.id)!.status).toBe("running")
+    expect(host.prompts.at(-1)!.text).toContain("The server restarted while you were working")
+    await rt.dispose()
   })
 
   it("persist resumes the agent; kill cancels and says so", async () => {
