@@ -187,6 +187,7 @@ export const JournalEvent = z.discriminatedUnion("type", [
   event("question.answered", { id: QuestionId, answer: z.string(), by: z.string() }),
   /** Written by another process (the CLI); the server acts on it. */
   event("task.cancel_requested", { id: TaskId, by: z.string() }),
+  /** Legacy: read from older journals and ignored. Tags are written to messages.jsonl now. */
   event("message.classified", {
     sessionId: z.string(),
     messageId: z.string().optional(),

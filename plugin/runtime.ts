@@ -16,6 +16,7 @@ import { appendProgress, sessionSummary } from "./session/close.js"
 import { SessionInit } from "./session/init.js"
 import { SessionRegistry } from "./session/registry.js"
 import { ToolLog } from "./telemetry/tool-log.js"
+import { JsonlLog } from "./telemetry/jsonl.js"
 import { promptTools, toolVerdict, type Profile } from "./agents/profiles.js"
 import { loadProfiles, promptSuffix, type LoadedProfiles } from "./agents/load.js"
 import { KnowledgeIndex } from "./agents/knowledge.js"
@@ -35,6 +36,8 @@ export class Runtime {
   readonly deliverer: Deliverer
   readonly init: SessionInit
   readonly toolLog: ToolLog
+  /** How each message was tagged (source, sender): `.opencode/nso/messages.jsonl`. */
+  readonly tags: JsonlLog
   readonly intents: IntentMonitor
   readonly tasks: TaskManager
   readonly questions: QuestionManager
@@ -106,6 +109,7 @@ export class Runtime {
       record: (sid, root) => (this.state.initialized.has(sid) ? Promise.resolve() : this.write({ type: "session.initialized", sessionId: sid, root })),
     })
     this.toolLog = new ToolLog(deps, ToolLog.at(projectDir, options.stateDir))
+    this.tags = new JsonlLog(deps, join(projectDir, options.stateDir, "messages.jsonl"))
   }
 
   static async start(deps: Deps, projectDir: string, options: Options): Promise<Runtime> {
@@ -299,10 +303,8 @@ export class Runtime {
       if (r.handler === "intent" && r.suggestion) this.suggestions.set(sessionId, r.suggestion)
       else this.suggestions.delete(sessionId)
     }
-    // An audit record: nothing waits on it, so it rides the next group commit unawaited.
-    this.write({ type: "message.classified", sessionId, messageId, source: c.source, from: c.from, agent }).catch((err) =>
-      this.deps.log.log("warn", "could not journal a classification", { error: String(err) }),
-    )
+    // An audit line, not state: it grows with the chat, so it stays out of the journal.
+    this.tags.append({ time: new Date(this.deps.clock.now()).toISOString(), sessionId, messageId, source: c.source, from: c.from, agent })
     return c
   }
 
@@ -342,6 +344,7 @@ export class Runtime {
     this.questions.dispose()
     this.deliverer.dispose()
     await this.toolLog.flush()
+    await this.tags.flush()
     await this.journal.close()
   }
 

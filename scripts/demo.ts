@@ -91,8 +91,9 @@ try {
       note("nso", `buffered ${env.kind} from ${env.from} (${env.priority}) — held until the user pauses`, r.t)
     } else if (e.type === "delivery.started") note("nso", `user paused: delivering ${(e.ids as string[]).length} message(s) to the Oracle`, r.t)
     else if (e.type === "question.answered") note("nso", `question ${String(e.id)} answered by ${String(e.by)}: ${String(e.answer)}`, r.t)
-    else if (e.type === "message.classified" && e.sessionId === session) note("nso", `tagged a message in the Oracle's session: source=${String(e.source)} from=${String(e.from)}`, r.t)
   }
+  for (const m of readJsonl(join(oc.projectDir, ".opencode/nso/messages.jsonl")) as { time: string; sessionId: string; source: string; from: string }[])
+    if (m.sessionId === session) note("nso", `tagged a message in the Oracle's session: source=${m.source} from=${m.from}`, Date.parse(m.time))
 } catch (err) {
   console.error(`demo failed: ${err instanceof Error ? err.message : String(err)}`)
   if (oc) console.error(oc.logs().slice(-2000))

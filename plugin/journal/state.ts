@@ -131,7 +131,7 @@ export function applyRecord(state: LiveState, rec: JournalRecord): LiveState {
       // A request; the server that owns the task acts on it and journals the outcome.
       break
     case "message.classified":
-      // A record for the audit trail; it changes no state.
+      // Written by older versions; message tags live in messages.jsonl now.
       break
   }
   return state

@@ -1,5 +1,6 @@
 import { join } from "node:path"
 import type { Deps } from "../deps.js"
+import { JsonlLog } from "./jsonl.js"
 
 /**
  * Auto-population: one JSONL line per tool call in `.opencode/nso/log.jsonl`, so a person and
@@ -55,13 +56,14 @@ export interface ToolCallRecord {
 
 export class ToolLog {
   private started = new Map<string, number>()
-  private queue: string[] = []
-  private writing: Promise<void> | undefined
+  private readonly out: JsonlLog
 
   constructor(
     private readonly deps: Pick<Deps, "fs" | "clock" | "log">,
-    private readonly path: string,
-  ) {}
+    path: string,
+  ) {
+    this.out = new JsonlLog(deps, path)
+  }
 
   static at(projectDir: string, stateDir: string): string {
     return join(projectDir, stateDir, "log.jsonl")
@@ -73,7 +75,7 @@ export class ToolLog {
     if (this.started.size > 10_000) this.started.delete(this.started.keys().next().value!)
   }
 
-  async after(call: { callId: string; sessionId: string; agent?: string; tool: string; args: unknown; error?: string }): Promise<ToolCallRecord> {
+  after(call: { callId: string; sessionId: string; agent?: string; tool: string; args: unknown; error?: string }): ToolCallRecord {
     const t0 = this.started.get(call.callId)
     this.started.delete(call.callId)
     const rec: ToolCallRecord = {
@@ -86,34 +88,13 @@ export class ToolLog {
       ok: call.error === undefined,
       ...(call.error !== undefined ? { error: redactText(call.error).slice(0, 300) } : {}),
     }
-    // The tool call does not wait for the log: lines are queued and written in batches.
-    this.queue.push(JSON.stringify(rec) + "\n")
-    if (!this.writing) this.writing = this.drain()
+    // The tool call does not wait for the log.
+    this.out.append(rec)
     return rec
   }
 
   /** Resolves when every queued line is written. */
-  async flush(): Promise<void> {
-    while (this.writing) await this.writing
-  }
-
-  private async drain(): Promise<void> {
-    await Promise.resolve()
-    try {
-      while (this.queue.length) {
-        const text = this.queue.splice(0).join("")
-        try {
-          await this.deps.fs.appendFile(this.path, text)
-        } catch (err) {
-          if ((err as NodeJS.ErrnoException).code !== "ENOENT") throw err
-          await this.deps.fs.mkdir(join(this.path, ".."), { recursive: true })
-          await this.deps.fs.appendFile(this.path, text)
-        }
-      }
-    } catch (err) {
-      this.deps.log.log("warn", "could not write the tool log", { path: this.path, error: String(err) })
-    } finally {
-      this.writing = undefined
-    }
+  flush(): Promise<void> {
+    return this.out.flush()
   }
 }

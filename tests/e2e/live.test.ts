@@ -70,13 +70,11 @@ describe("NSO inside a real opencode serve", () => {
         ],
       },
     })
-    const journal = join(oc.projectDir, ".opencode/nso/journal.jsonl")
+    const tags = join(oc.projectDir, ".opencode/nso/messages.jsonl")
     const classified = await until(() => {
-      const recs = (readJsonl(journal) as { e: { type: string; sessionId?: string; source?: string; from?: string } }[])
-        .map((r) => r.e)
-        .filter((e) => e.type === "message.classified" && e.sessionId === s.id)
+      const recs = (readJsonl(tags) as { sessionId?: string; source?: string; from?: string }[]).filter((e) => e.sessionId === s.id)
       return recs.length >= 2 && recs
-    }, "two classified messages")
+    }, "two tagged messages in messages.jsonl")
     expect(classified.map((e) => [e.source, e.from])).toEqual([
       ["user", "user"],
       ["agent", "builder"],
