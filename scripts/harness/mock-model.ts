@@ -55,6 +55,8 @@ export interface RecordedRequest {
   toolBytes: number
   /** Size in bytes of each tool's definition, by name. */
   toolSizes: Record<string, number>
+  /** Each tool's definition as sent, by name. */
+  toolDefs: Record<string, unknown>
   lastUser: string
   lastToolResult?: string
   messages: ChatMessage[]
@@ -164,6 +166,7 @@ export class MockModel {
       tools,
       toolBytes: Buffer.byteLength(JSON.stringify(body.tools ?? [])),
       toolSizes: Object.fromEntries((body.tools ?? []).map((t) => [t.function.name, Buffer.byteLength(JSON.stringify(t))])),
+      toolDefs: Object.fromEntries((body.tools ?? []).map((t) => [t.function.name, t])),
       lastUser,
       lastToolResult,
       messages: body.messages,
