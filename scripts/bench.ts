@@ -1,11 +1,14 @@
 #!/usr/bin/env node
 /**
  * `npm run bench`: prints a table of NSO's figures. Nothing here asserts; compare with README.
- * Sections: buffer, router, journal, hooks (in-process); start, delegation (a real OpenCode server).
+ * Sections: buffer, router, journal, hooks (in-process); start, delegation (a real OpenCode server);
+ * compare, twenty, twenty-snapshots (NSO against OpenCode's own background mode and against bare
+ * child sessions, both servers in the same run).
  * Run with `--only <section>` to run one.
  */
 import { bufferBench, journalBench, memoryBench, routerBench } from "./bench/core.js"
 import { hookBench, startBench } from "./bench/hooks.js"
+import { compareBench, twentyBench } from "./bench/compare.js"
 import { delegationBench } from "./bench/live.js"
 import { printTable, type Row } from "./bench/util.js"
 
@@ -16,6 +19,9 @@ const sections: Record<string, () => Promise<Row[]>> = {
   hooks: hookBench,
   start: startBench,
   delegation: async () => [...(await delegationBench({ snapshot: true })), ...(await delegationBench({ snapshot: false }))],
+  compare: () => compareBench(),
+  twenty: () => twentyBench({ snapshot: false, rounds: 3 }),
+  "twenty-snapshots": () => twentyBench({ snapshot: true, rounds: 1 }),
 }
 
 const only = process.argv.includes("--only") ? process.argv[process.argv.indexOf("--only") + 1] : undefined
