@@ -27,8 +27,11 @@ export interface Host {
   injectedIds(sessionId: string): Promise<Set<string>>
   /** Creates a child session; returns its id. */
   createSession(input: { parentId: string; title: string }): Promise<string>
-  /** Sends a prompt without waiting for the reply. `tools` switches tools on/off for this prompt. */
-  prompt(sessionId: string, input: { agent: string; text: string; tools?: Record<string, boolean>; meta?: Record<string, unknown> }): Promise<void>
+  /**
+   * Sends a prompt without waiting for the reply. `delegates` marks a background agent's prompt:
+   * its session gets the background side of NSO's tools, and the delegating side only if true.
+   */
+  prompt(sessionId: string, input: { agent: string; text: string; delegates?: boolean; meta?: Record<string, unknown> }): Promise<void>
   abort(sessionId: string): Promise<void>
   /** The session's latest assistant message, or undefined if it has none. */
   lastAssistant(sessionId: string): Promise<AssistantOutcome | undefined>

@@ -2,25 +2,23 @@ import { join } from "node:path"
 import type { Hooks, Plugin } from "@opencode-ai/plugin"
 import * as nodeFs from "node:fs/promises"
 import { createDeps, type Deps } from "./deps.js"
-import { chatMessageHook } from "./hooks/chat-message.js"
-import { compactingHook } from "./hooks/compacting.js"
-import { configHook } from "./hooks/config.js"
-import { eventHook } from "./hooks/event.js"
-import { guarded } from "./hooks/guard.js"
-import { opencodeHost } from "./hooks/host.js"
-import { systemHook } from "./hooks/system.js"
-import { toolAfterHook, toolBeforeHook } from "./hooks/tools.js"
+import { chatMessageHook } from "./opencode/hooks/chat-message.js"
+import { compactingHook } from "./opencode/hooks/compacting.js"
+import { configHook } from "./opencode/hooks/config.js"
+import { eventHook } from "./opencode/hooks/event.js"
+import { guarded } from "./opencode/hooks/guard.js"
+import { opencodeHost } from "./opencode/host.js"
+import { systemHook } from "./opencode/hooks/system.js"
+import { toolAfterHook, toolBeforeHook } from "./opencode/hooks/tools.js"
 import { loadOptions } from "./options.js"
 import { fileLogger, Runtime } from "./runtime.js"
-import { projectContextTool } from "./tools/project-context.js"
-import { commandHook } from "./hooks/command.js"
-import { paramsHook } from "./hooks/params.js"
-import { delegateTool } from "./tools/delegate.js"
-import { answerTool } from "./tools/answer.js"
-import { askUserTool } from "./tools/ask-user.js"
-import { taskCancelTool } from "./tools/task-cancel.js"
-import { taskResultTool } from "./tools/task-result.js"
-import { tasksTool } from "./tools/tasks.js"
+import { projectContextTool } from "./opencode/tools/project-context.js"
+import { commandHook } from "./opencode/hooks/command.js"
+import { paramsHook } from "./opencode/hooks/params.js"
+import { delegateTool } from "./opencode/tools/delegate.js"
+import { answerTool } from "./opencode/tools/answer.js"
+import { askUserTool } from "./opencode/tools/ask-user.js"
+import { tasksTool } from "./opencode/tools/tasks.js"
 import { watch } from "node:fs"
 
 /**
@@ -94,8 +92,6 @@ export const NsoPlugin: Plugin = async (input, pluginOptions) => {
       project_context: projectContextTool(rt),
       delegate: delegateTool(rt),
       tasks: tasksTool(rt),
-      task_result: taskResultTool(rt),
-      task_cancel: taskCancelTool(rt),
       answer: answerTool(rt),
       ask_user: askUserTool(rt),
     },

@@ -24,7 +24,7 @@ export const BufferOptions = z
       .int()
       .positive()
       .default(4_000)
-      .describe("Longest result text delivered inline; longer results are cut with a pointer to task_result (characters)"),
+      .describe("Longest result text delivered inline; longer results are cut with a pointer to the tasks tool (characters)"),
   })
   .strict()
   .prefault({})

@@ -17,13 +17,13 @@ import { SessionInit } from "./session/init.js"
 import { SessionRegistry } from "./session/registry.js"
 import { ToolLog } from "./telemetry/tool-log.js"
 import { JsonlLog } from "./telemetry/jsonl.js"
-import { promptTools, toolVerdict, type Profile } from "./agents/profiles.js"
+import { toolVerdict, type Profile, type ToolEffect } from "./agents/profiles.js"
 import { loadProfiles, promptSuffix, type LoadedProfiles } from "./agents/load.js"
 import { KnowledgeIndex } from "./agents/knowledge.js"
 import { CONFIG_DIR } from "./paths.js"
 import { QuestionManager } from "./questions/manager.js"
 import { TaskManager, type AgentInfo } from "./tasks/manager.js"
-import { inScope, projectPath, WRITE_TOOLS, writeTargets } from "./tasks/scope.js"
+import { inScope, projectPath } from "./tasks/scope.js"
 import type { Task } from "./protocol.js"
 
 /**
@@ -170,7 +170,7 @@ export class Runtime {
   /** Agents background work can be delegated to: name → concurrency key and prompt tools. */
   agents(): Map<string, AgentInfo> {
     const out = new Map<string, AgentInfo>()
-    for (const [name, p] of this.profiles) if (p.mode !== "primary") out.set(name, { key: this.modelOf(p) ?? "default", tools: promptTools(p) })
+    for (const [name, p] of this.profiles) if (p.mode !== "primary") out.set(name, { key: this.modelOf(p) ?? "default", delegates: p.delegates })
     return out
   }
 
@@ -194,13 +194,13 @@ export class Runtime {
   }
 
   /** NSO's own check of a profile's tool rules (OpenCode's permissions say the same where they can). */
-  refuseTool(sessionId: string, tool: string): string | undefined {
+  refuseTool(sessionId: string, call: { name: string; effect?: ToolEffect }): string | undefined {
     const agent = this.registry.get(sessionId).agent
     const p = agent ? this.profiles.get(agent) : undefined
     if (!p) return undefined
-    const v = toolVerdict(p, tool)
+    const v = toolVerdict(p, call)
     if (v.ok) return undefined
-    return `NSO refused ${tool}: the ${agent} agent may not use it — ${v.why}. Do not retry it. Continue with the tools you have, or report what needs doing so an agent that may do it can be given the task.`
+    return `NSO refused ${call.name}: the ${agent} agent may not use it — ${v.why}. Do not retry it. Continue with the tools you have, or report what needs doing so an agent that may do it can be given the task.`
   }
 
   /** Records another process (the CLI) appended: act on what concerns this server. */
@@ -217,10 +217,9 @@ export class Runtime {
    * The write guard: a task writes only inside its scope, and nobody writes into a running
    * task's scope. Returns the refusal text, written for the model, or undefined to allow.
    */
-  refuseWrite(sessionId: string, tool: string, args: unknown): string | undefined {
-    if (!WRITE_TOOLS.has(tool)) return undefined
+  refuseWrite(sessionId: string, tool: string, targets: readonly string[]): string | undefined {
     const own = this.tasks.bySessionId(sessionId)
-    for (const target of writeTargets(tool, args)) {
+    for (const target of targets) {
       const rel = projectPath(this.projectDir, target)
       if (own && own.scope.length && (rel === undefined || !inScope(own.scope, rel)))
         return `NSO refused this ${tool}: "${target}" is outside your task's write scope (${own.scope.join(", ")}). Write only inside that scope, or finish and say in your summary what else needs changing.`

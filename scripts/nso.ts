@@ -14,7 +14,7 @@ import { loadOptions, type Options } from "../plugin/options.js"
 import { CONFIG_DIR, PACKAGE_ROOT } from "../plugin/paths.js"
 import { definedIn, loadProfiles } from "../plugin/agents/load.js"
 import { TERMINAL_TASK_STATUSES, type JournalEvent } from "../plugin/protocol.js"
-import { taskLine } from "../plugin/tools/format.js"
+import { taskLine } from "../plugin/tasks/format.js"
 
 export class UsageError extends Error {}
 

@@ -1,5 +1,4 @@
 import { z } from "zod"
-import { WRITE_TOOLS } from "../tasks/scope.js"
 
 /**
  * Agent profiles: what an agent is (role, specialization, model, prompt, knowledge) and what it
@@ -40,7 +39,7 @@ export const Profile = z
       })
       .strict()
       .default({}),
-    /** May hand work to background agents (gets delegate, tasks, task_result, task_cancel, answer). */
+    /** May hand work to background agents (gets the delegating side of NSO's tools: delegate, tasks, answer). */
     delegates: z.boolean().default(false),
     knowledge: z
       .array(
@@ -62,10 +61,8 @@ export const Profile = z
   .strict()
 export type Profile = z.infer<typeof Profile>
 
-/** The NSO tools of each side of the delegation contract. */
-export const ORACLE_TOOLS = ["delegate", "tasks", "task_result", "task_cancel", "answer"] as const
-export const BACKGROUND_TOOLS = ["ask_user"] as const
-
+/** What a tool call does, in the terms a profile's boundaries speak (the adapter maps names to these). */
+export type ToolEffect = "edit" | "bash" | "webfetch" | "delegate" | "ask"
 
 /** Glob match for tool names (`*` any run of characters). */
 export function toolGlob(glob: string): RegExp {
@@ -73,34 +70,16 @@ export function toolGlob(glob: string): RegExp {
 }
 
 /**
- * Whether the profile lets its agent use a tool, and if not, why (for the refusal message).
- * This is NSO's own check; OpenCode's permissions say the same where they can.
+ * Whether the profile lets its agent make a tool call, and if not, why (for the refusal
+ * message). This is NSO's own check; OpenCode's permissions say the same where they can.
  */
-export function toolVerdict(p: Profile, tool: string): { ok: true } | { ok: false; why: string } {
-  if (!p.delegates && (ORACLE_TOOLS as readonly string[]).includes(tool)) return { ok: false, why: "it does not delegate (only coordinators do)" }
-  if (WRITE_TOOLS.has(tool) && p.permission.edit === "deny") return { ok: false, why: "its role may not change files" }
-  if (tool === "bash" && p.permission.bash === "deny") return { ok: false, why: "its role may not run commands" }
-  if (tool === "webfetch" && p.permission.webfetch === "deny") return { ok: false, why: "its role may not fetch from the web" }
-  if (p.tools.denied.some((g) => toolGlob(g).test(tool))) return { ok: false, why: `its profile denies ${tool}` }
-  if (p.tools.allowed.length && !p.tools.allowed.some((g) => toolGlob(g).test(tool))) return { ok: false, why: `its profile allows only ${p.tools.allowed.join(", ")}` }
+export function toolVerdict(p: Profile, call: { name: string; effect?: ToolEffect }): { ok: true } | { ok: false; why: string } {
+  const { name, effect } = call
+  if (effect === "delegate" && !p.delegates) return { ok: false, why: "it does not delegate (only coordinators do)" }
+  if (effect === "edit" && p.permission.edit === "deny") return { ok: false, why: "its role may not change files" }
+  if (effect === "bash" && p.permission.bash === "deny") return { ok: false, why: "its role may not run commands" }
+  if (effect === "webfetch" && p.permission.webfetch === "deny") return { ok: false, why: "its role may not fetch from the web" }
+  if (p.tools.denied.some((g) => toolGlob(g).test(name))) return { ok: false, why: `its profile denies ${name}` }
+  if (p.tools.allowed.length && !p.tools.allowed.some((g) => toolGlob(g).test(name))) return { ok: false, why: `its profile allows only ${p.tools.allowed.join(", ")}` }
   return { ok: true }
-}
-
-/** OpenCode permission rules for a profile: its own rules, plus denies that hide tools it may not use. */
-export function permissionRules(p: Profile, background: boolean): Record<string, unknown> {
-  const rules: Record<string, unknown> = {}
-  if (p.permission.edit) rules.edit = p.permission.edit
-  if (p.permission.bash) rules.bash = p.permission.bash
-  if (p.permission.webfetch) rules.webfetch = p.permission.webfetch
-  for (const g of p.tools.denied) rules[g] = "deny"
-  if (!p.delegates) for (const t of ORACLE_TOOLS) rules[t] = "deny"
-  if (!background) for (const t of BACKGROUND_TOOLS) rules[t] = "deny"
-  return rules
-}
-
-/** Per-prompt tool switches for a background agent's session (defence in depth). */
-export function promptTools(p: Pick<Profile, "delegates">): Record<string, boolean> {
-  const tools: Record<string, boolean> = { ask_user: true }
-  for (const t of ORACLE_TOOLS) tools[t] = p.delegates
-  return tools
 }

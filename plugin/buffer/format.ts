@@ -19,7 +19,7 @@ export interface FormatOptions {
 /** One message's text, cut to the inline bound with a pointer to the full result. */
 export function body(e: Envelope, opts: FormatOptions): string {
   if (e.text.length <= opts.maxInlineChars) return e.text
-  const more = e.taskId ? ` Call task_result with id "${e.taskId}" for the full text.` : ""
+  const more = e.taskId ? ` Call tasks with id "${e.taskId}" for the full text.` : ""
   return `${e.text.slice(0, opts.maxInlineChars)}\n… [cut: ${e.text.length - opts.maxInlineChars} more characters.${more}]`
 }
 

@@ -1,7 +1,7 @@
 import { join } from "node:path"
 import { z } from "zod"
 import type { Deps } from "../deps.js"
-import { parse } from "../protocol.js"
+import { parse, ValidationError } from "../protocol.js"
 
 /**
  * The shared project state — goal, status and notes — that a person (through `nso context`) and
@@ -56,7 +56,7 @@ export async function updateContext(
 ): Promise<ProjectContext> {
   const u = parse(ContextUpdate, update, "project context update")
   if (u.goal === undefined && u.status === undefined && u.note === undefined)
-    throw new TypeError("Nothing to update: give at least one of goal, status or note")
+    throw new ValidationError("project context update", ["nothing to update: give at least one of goal, status or note"])
   const cur = await readContext(deps, path)
   const time = new Date(deps.clock.now()).toISOString()
   const next: ProjectContext = {

@@ -25,8 +25,8 @@ import { Watchdog } from "./watchdog.js"
 export interface AgentInfo {
   /** Concurrency key: the agent's model, else "default". */
   key: string
-  /** Per-prompt tool switches for the agent's session. */
-  tools: Record<string, boolean>
+  /** Whether the agent may delegate in turn (decides which of NSO's tools its session gets). */
+  delegates: boolean
 }
 
 export interface TaskPorts {
@@ -230,7 +230,7 @@ export class TaskManager {
         text += "\n\nResults of the tasks this one builds on:\n"
         for (const d of deps) text += `\n[${d.id} · ${d.agent} · ${d.title}]\n${(d.result ?? "").slice(0, HANDOFF_CHARS)}\n`
       }
-      await this.deps.host.prompt(sessionId, { agent: task.agent, text, tools: agent?.tools, meta: { source: "agent", from: "nso", kind: "assignment", ids: [task.id] } })
+      await this.deps.host.prompt(sessionId, { agent: task.agent, text, delegates: agent?.delegates ?? false, meta: { source: "agent", from: "nso", kind: "assignment", ids: [task.id] } })
     } catch (err) {
       await this.finish(task.id, "failed", { error: `could not start: ${String(err)}` })
     } finally {
@@ -293,10 +293,10 @@ export class TaskManager {
     }
   }
 
-  async onError(sessionId: string, error: { name: string; message: string }): Promise<void> {
+  async onError(sessionId: string, error: { name: string; message: string; aborted: boolean }): Promise<void> {
     const task = this.bySessionId(sessionId)
     if (!task || !isLive(task.status)) return
-    if (error.name === "MessageAbortedError") return // an abort ends the task through its idle event, or through cancel
+    if (error.aborted) return // an abort ends the task through its idle event, or through cancel
     await this.finish(task.id, "failed", { error: `${error.name}: ${error.message}` })
   }
 
@@ -370,8 +370,8 @@ export class TaskManager {
 
   /**
    * Cancels the task and everything it started, deepest first, and tells the session that
-   * delegated it — unless the caller tells it itself (`tell: false`, e.g. the Oracle's own
-   * task_cancel). Returns what was cancelled.
+   * delegated it — unless the caller tells it itself (`tell: false`, e.g. the Oracle cancelling
+   * through its tasks tool). Returns what was cancelled.
    */
   async cancel(id: string, reason = "cancelled", opts: { tell?: boolean } = {}): Promise<Task[]> {
     const root = this.get(id)
@@ -412,7 +412,7 @@ export class TaskManager {
         to: "oracle",
         kind: "status",
         taskId: id,
-        text: `Task "${t.title}" (${t.agent}) has shown no activity for ${Math.round(quietMs / 60_000)} min. ${this.opts.killStalled ? "It was cancelled (killStalled is on)." : "It keeps running; cancel it with task_cancel if it is stuck."}`,
+        text: `Task "${t.title}" (${t.agent}) has shown no activity for ${Math.round(quietMs / 60_000)} min. ${this.opts.killStalled ? "It was cancelled (killStalled is on)." : "It keeps running; cancel it (tasks with cancel: true) if it is stuck."}`,
       })
       if (this.opts.killStalled) await this.cancel(id, "stalled", { tell: false })
     }
@@ -482,7 +482,7 @@ export class TaskManager {
     await this.deps.host.prompt(t.sessionId, {
       agent: t.agent,
       text: "[NSO · system] The server restarted while you were working on this task. Continue where you left off; your earlier messages are above.",
-      tools: this.ports.agents().get(t.agent)?.tools,
+      delegates: this.ports.agents().get(t.agent)?.delegates ?? false,
       meta: { source: "system", from: "nso", kind: "status", ids: [id] },
     })
   }

@@ -45,23 +45,6 @@ export function inScope(scope: readonly string[], rel: string): boolean {
   })
 }
 
-/** File paths a write-capable tool call would touch, from its arguments. */
-export function writeTargets(tool: string, args: unknown): string[] {
-  if (!args || typeof args !== "object") return []
-  const a = args as Record<string, unknown>
-  const out: string[] = []
-  for (const key of ["filePath", "path", "file_path"]) if (typeof a[key] === "string") out.push(a[key] as string)
-  if (tool === "patch" || tool === "apply_patch") {
-    const text = typeof a.patchText === "string" ? a.patchText : typeof a.patch === "string" ? a.patch : ""
-    for (const m of text.matchAll(/^\*\*\* (?:Add|Update|Delete) File: (.+)$/gm)) out.push(m[1]!.trim())
-  }
-  if (Array.isArray(a.edits)) for (const e of a.edits) if (e && typeof e === "object" && typeof (e as { filePath?: unknown }).filePath === "string") out.push((e as { filePath: string }).filePath)
-  return out
-}
-
-/** OpenCode's built-in tools that change files (the ones its `edit` permission governs). */
-export const WRITE_TOOLS: ReadonlySet<string> = new Set(["write", "edit", "patch", "apply_patch", "multiedit"])
-
 /**
  * Write-scope locks: a task with a scope runs only when no running task's scope overlaps it.
  * A claim is taken before the task asks for a model slot, so waiting here holds no slot.

@@ -1,5 +1,5 @@
 import { join } from "node:path"
-import { ORACLE_TOOLS, BACKGROUND_TOOLS } from "../../plugin/agents/profiles.js"
+import { ORACLE_TOOLS, BACKGROUND_TOOLS } from "../../plugin/opencode/shapes.js"
 import { MockModel } from "../harness/mock-model.js"
 import { readJsonl, startOpencode, type RunningOpencode } from "../harness/opencode.js"
 import { fmtBytes, fmtMs, percentile, type Row } from "./util.js"

@@ -1,4 +1,5 @@
 import { beforeAll, describe, expect, it } from "vitest"
+import { ORACLE_TOOLS } from "../../plugin/opencode/shapes.js"
 import { type RunningOpencode } from "../../scripts/harness/opencode.js"
 import { allIdle, liveServer, transcript } from "./helpers.js"
 
@@ -55,7 +56,11 @@ describe("background delegation with user priority (real server)", () => {
     expect(builderReq.tools).toContain("ask_user")
     expect(builderReq.tools).not.toContain("delegate")
     const oracleReq = model.requests.find((r) => r.lastUser.includes("build the login page"))!
-    expect(oracleReq.tools).toEqual(expect.arrayContaining(["delegate", "tasks", "task_result", "task_cancel", "answer"]))
+    expect(oracleReq.tools).toEqual(expect.arrayContaining(["delegate", "tasks", "answer"]))
     expect(oracleReq.tools).not.toContain("ask_user")
+    // Tokens are the user's money: NSO's tools on the Oracle's request stay within 2,000 bytes.
+    const nsoBytes = [...ORACLE_TOOLS, "project_context"].reduce((n, t) => n + (oracleReq.toolSizes[t] ?? 0), 0)
+    expect(nsoBytes).toBeGreaterThan(0)
+    expect(nsoBytes).toBeLessThanOrEqual(2000)
   })
 })

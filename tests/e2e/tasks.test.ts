@@ -94,7 +94,7 @@ describe("tasks on a real server", () => {
       { when: { toolResult: "Started task" }, reply: { text: "The lead is on it." }, times: 1 },
       { when: { user: "lead: run the migration" }, reply: { toolCalls: [{ name: "delegate", args: { agent: "builder", prompt: "sub: migrate table users", title: "users" } }] }, times: 1 },
       { when: { user: "sub: migrate table users" }, reply: { text: "migrating…", delayMs: 30_000 }, times: 1 },
-      { when: { user: "cancel the lead", anyMatch: "Started task (tsk_\\w+) \\(lead" }, reply: { toolCalls: [{ name: "task_cancel", args: { id: "$1" } }] }, times: 1 },
+      { when: { user: "cancel the lead", anyMatch: "Started task (tsk_\\w+) \\(lead" }, reply: { toolCalls: [{ name: "tasks", args: { id: "$1", cancel: true } }] }, times: 1 },
       { when: { toolResult: "Cancelled" }, reply: { text: "Cancelled." }, times: 1 },
     ])
     const root = await newSession(oc, "nested")

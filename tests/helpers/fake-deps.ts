@@ -73,7 +73,7 @@ export class FakeHost implements Host {
     return [...this.known.values()]
   }
   created: { id: string; parentId: string; title: string }[] = []
-  prompts: { sessionId: string; agent: string; text: string; tools?: Record<string, boolean> }[] = []
+  prompts: { sessionId: string; agent: string; text: string; delegates?: boolean }[] = []
   aborted: string[] = []
   /** What `lastAssistant` answers per session; tests set it to simulate a child finishing. */
   outcomes = new Map<string, AssistantOutcome>()
@@ -84,7 +84,7 @@ export class FakeHost implements Host {
     this.known.set(id, { id, parentId: input.parentId, title: input.title })
     return id
   }
-  async prompt(sessionId: string, input: { agent: string; text: string; tools?: Record<string, boolean> }) {
+  async prompt(sessionId: string, input: { agent: string; text: string; delegates?: boolean }) {
     this.prompts.push({ sessionId, ...input })
     this.busy.add(sessionId)
   }

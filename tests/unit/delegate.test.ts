@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest"
-import { compactNames } from "../../plugin/tools/delegate.js"
+import { compactNames } from "../../plugin/opencode/tools/delegate.js"
 
 describe("delegate's agent list", () => {
   it("writes families once and keeps the rest as they are", () => {

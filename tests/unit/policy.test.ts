@@ -124,6 +124,6 @@ describe("batch format", () => {
     const e = env({ kind: "completion", taskId: "tsk_abc123", text: "x".repeat(100) })
     const text = formatBatch([e], { maxInlineChars: 10 })
     expect(text).toContain("x".repeat(10) + "\n… [cut: 90 more characters.")
-    expect(text).toContain('task_result with id "tsk_abc123"')
+    expect(text).toContain('tasks with id "tsk_abc123"')
   })
 })

@@ -3,7 +3,11 @@ import { join } from "node:path"
 import { describe, expect, it } from "vitest"
 import { KnowledgeIndex } from "../../plugin/agents/knowledge.js"
 import { definedIn, loadProfiles, promptSuffix } from "../../plugin/agents/load.js"
-import { Profile, permissionRules, toolVerdict } from "../../plugin/agents/profiles.js"
+import { Profile, toolVerdict } from "../../plugin/agents/profiles.js"
+import { permissionRules } from "../../plugin/opencode/permissions.js"
+import { effectOf } from "../../plugin/opencode/shapes.js"
+
+const call = (name: string) => ({ name, effect: effectOf(name) })
 import { CONFIG_DIR, TEMPLATES_DIR } from "../../plugin/paths.js"
 import { fakeDeps, tempDir } from "../helpers/fake-deps.js"
 
@@ -87,19 +91,19 @@ describe("tool rules", () => {
   const p = (over: object) => Profile.parse({ name: "x", description: "d", prompt: "p", ...over })
   it("read-only roles may not edit or run commands; non-delegators get no Oracle tools", () => {
     const ro = p({ permission: { edit: "deny", bash: "deny" } })
-    expect(toolVerdict(ro, "write")).toEqual({ ok: false, why: "its role may not change files" })
-    expect(toolVerdict(ro, "bash")).toEqual({ ok: false, why: "its role may not run commands" })
-    expect(toolVerdict(ro, "read")).toEqual({ ok: true })
-    expect(toolVerdict(ro, "delegate").ok).toBe(false)
+    expect(toolVerdict(ro, call("write"))).toEqual({ ok: false, why: "its role may not change files" })
+    expect(toolVerdict(ro, call("bash"))).toEqual({ ok: false, why: "its role may not run commands" })
+    expect(toolVerdict(ro, call("read"))).toEqual({ ok: true })
+    expect(toolVerdict(ro, call("delegate")).ok).toBe(false)
     expect(permissionRules(ro, true)).toMatchObject({ edit: "deny", bash: "deny", delegate: "deny" })
     expect(permissionRules(ro, true)).not.toHaveProperty("ask_user")
     expect(permissionRules(p({ delegates: true }), false)).toMatchObject({ ask_user: "deny" })
   })
   it("allowed and denied globs cover MCP tools", () => {
     const q = p({ tools: { allowed: ["read", "github_*"], denied: ["github_delete_*"] } })
-    expect(toolVerdict(q, "github_create_issue").ok).toBe(true)
-    expect(toolVerdict(q, "github_delete_repo")).toEqual({ ok: false, why: "its profile denies github_delete_repo" })
-    expect(toolVerdict(q, "grep")).toEqual({ ok: false, why: "its profile allows only read, github_*" })
+    expect(toolVerdict(q, call("github_create_issue")).ok).toBe(true)
+    expect(toolVerdict(q, call("github_delete_repo"))).toEqual({ ok: false, why: "its profile denies github_delete_repo" })
+    expect(toolVerdict(q, call("grep"))).toEqual({ ok: false, why: "its profile allows only read, github_*" })
   })
   it("the prompt suffix carries style, escalation and specialization", () => {
     const s = promptSuffix(p({ style: "technical", specialization: "databases" }))

@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest"
-import { inScope, projectPath, scopesOverlap, staticBase, writeTargets } from "../../plugin/tasks/scope.js"
+import { inScope, projectPath, scopesOverlap, staticBase } from "../../plugin/tasks/scope.js"
+import { writeTargets } from "../../plugin/opencode/shapes.js"
 
 describe("write scopes", () => {
   it("static base", () => {

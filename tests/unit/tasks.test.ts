@@ -3,6 +3,7 @@ import { join } from "node:path"
 import { describe, expect, it } from "vitest"
 import { Options } from "../../plugin/options.js"
 import { Runtime } from "../../plugin/runtime.js"
+import { writeTargets } from "../../plugin/opencode/shapes.js"
 import { fakeDeps, tempDir } from "../helpers/fake-deps.js"
 
 let current: Runtime | undefined
@@ -60,7 +61,7 @@ describe("tasks", () => {
     await launched(1)
     expect(host.created).toEqual([{ id: "ses_child1", parentId: "ses_root", title: "builder: x" }])
     expect(host.prompts[0]).toMatchObject({ sessionId: "ses_child1", agent: "builder", text: "Do X" })
-    expect(host.prompts[0]!.tools).toMatchObject({ ask_user: true, delegate: false })
+    expect(host.prompts[0]!.delegates).toBe(false)
     expect(rt.tasks.get(t.id)!.status).toBe("running")
     const ctx = readFileSync(join(dir, ".opencode/nso/tasks", t.id, "context.md"), "utf8")
     expect(ctx).toContain("Write scope: src/**")
@@ -452,11 +453,11 @@ describe("write guard", () => {
     await rt.tasks.delegate({ parentSessionId: "ses_root", agent: "builder", prompt: "a", scope: ["src/auth/**"] })
     await rt.tasks.delegate({ parentSessionId: "ses_root", agent: "builder", prompt: "b", scope: ["docs/**"] })
     await flush()
-    expect(rt.refuseWrite("ses_child1", "write", { filePath: join(dir, "src/auth/login.ts") })).toBeUndefined()
-    expect(rt.refuseWrite("ses_child1", "edit", { filePath: join(dir, "README.md") })).toMatch(/outside your task's write scope \(src\/auth\/\*\*\)/)
-    expect(rt.refuseWrite("ses_child1", "write", { filePath: "/etc/passwd" })).toMatch(/outside your task's write scope/)
-    expect(rt.refuseWrite("ses_root", "write", { filePath: join(dir, "docs/a.md") })).toMatch(/belongs to running task tsk_\w+ \(builder, scope docs\/\*\*\)/)
-    expect(rt.refuseWrite("ses_child1", "read", { filePath: join(dir, "README.md") })).toBeUndefined()
+    expect(rt.refuseWrite("ses_child1", "write", writeTargets("write", { filePath: join(dir, "src/auth/login.ts") }))).toBeUndefined()
+    expect(rt.refuseWrite("ses_child1", "edit", writeTargets("edit", { filePath: join(dir, "README.md") }))).toMatch(/outside your task's write scope \(src\/auth\/\*\*\)/)
+    expect(rt.refuseWrite("ses_child1", "write", writeTargets("write", { filePath: "/etc/passwd" }))).toMatch(/outside your task's write scope/)
+    expect(rt.refuseWrite("ses_root", "write", writeTargets("write", { filePath: join(dir, "docs/a.md") }))).toMatch(/belongs to running task tsk_\w+ \(builder, scope docs\/\*\*\)/)
+    expect(rt.refuseWrite("ses_child1", "read", writeTargets("read", { filePath: join(dir, "README.md") }))).toBeUndefined()
     await rt.dispose()
   })
 })
@@ -522,13 +523,13 @@ describe("a task's session deleted by someone", () => {
   })
 })
 
-describe("task_result", () => {
+describe("tasks tool", () => {
   const ctx = () => ({ sessionID: "ses_root", messageID: "m", agent: "oracle", directory: "/", worktree: "/", abort: new AbortController().signal, metadata: () => {}, ask: async () => {} })
 
   it("waits a bounded time with the injected clock, then reports the status; returns the result once done", async () => {
     const { rt, deps, finish } = await setup()
-    const { taskResultTool } = await import("../../plugin/tools/task-result.js")
-    const tool = taskResultTool(rt)
+    const { tasksTool } = await import("../../plugin/opencode/tools/tasks.js")
+    const tool = tasksTool(rt)
     const t = await rt.tasks.delegate({ parentSessionId: "ses_root", agent: "builder", prompt: "x", title: "job" })
     await flush()
     const waiting = tool.execute({ id: t.id, wait_ms: 5000 }, ctx())
@@ -539,7 +540,7 @@ describe("task_result", () => {
     await flush()
     await finish("ses_child1", "all done")
     expect(await second).toBe(`Task ${t.id} (builder: "job") completed.\n\nall done`)
-    await expect(tool.execute({ id: "tsk_nothere" }, ctx())).rejects.toThrow('task_result: No task "tsk_nothere". Use the tasks tool to see task ids.')
+    await expect(tool.execute({ id: "tsk_nothere" }, ctx())).rejects.toThrow('tasks: No task "tsk_nothere". Call tasks without an id to list them.')
     await rt.dispose()
   })
 })
@@ -550,7 +551,7 @@ describe("races", () => {
     const t = await rt.tasks.delegate({ parentSessionId: "ses_root", agent: "builder", prompt: "x" })
     await flush()
     host.outcomes.set("ses_child1", { completed: true, text: "", createdAt: deps.time.now, error: { name: "APIError", message: "boom", aborted: false } })
-    await Promise.all([rt.tasks.onError("ses_child1", { name: "APIError", message: "boom" }), rt.tasks.onIdle("ses_child1")])
+    await Promise.all([rt.tasks.onError("ses_child1", { name: "APIError", message: "boom", aborted: false }), rt.tasks.onIdle("ses_child1")])
     await flush()
     expect(rt.tasks.get(t.id)!.status).toBe("failed")
     expect(rt.deliverer.pending("ses_root").filter((e) => e.kind === "failure")).toHaveLength(1)

@@ -1,5 +1,5 @@
 import type { Hooks } from "@opencode-ai/plugin"
-import type { Runtime } from "../runtime.js"
+import type { Runtime } from "../../runtime.js"
 
 type CompactingHook = NonNullable<Hooks["experimental.session.compacting"]>
 

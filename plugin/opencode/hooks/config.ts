@@ -1,6 +1,7 @@
 import type { Hooks } from "@opencode-ai/plugin"
-import { BACKGROUND_TOOLS, ORACLE_TOOLS, permissionRules } from "../agents/profiles.js"
-import type { Runtime } from "../runtime.js"
+import { permissionRules } from "../permissions.js"
+import { BACKGROUND_TOOLS, ORACLE_TOOLS } from "../shapes.js"
+import type { Runtime } from "../../runtime.js"
 
 type ConfigHook = NonNullable<Hooks["config"]>
 

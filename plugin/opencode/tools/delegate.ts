@@ -1,6 +1,6 @@
 import { tool } from "@opencode-ai/plugin"
-import type { Runtime } from "../runtime.js"
-import { modelError } from "./errors.js"
+import type { Runtime } from "../../runtime.js"
+import { defineTool } from "./define.js"
 
 const z = tool.schema
 
@@ -22,20 +22,19 @@ export function compactNames(names: readonly string[]): string {
 
 /** Hands work to a background agent; returns the task id at once. */
 export function delegateTool(rt: Runtime) {
-  return tool({
-    description: `Start a background task; returns its id at once, the result comes later as an [NSO] message. Agents: ${compactNames([...rt.agents().keys()])}`,
+  return defineTool("delegate", {
+    description: `Run work in the background: returns a task id now, the result later as an [NSO] message. Agents: ${compactNames([...rt.agents().keys()])}`,
     args: {
       agent: z.string(),
-      prompt: z.string().describe("Self-contained instructions"),
+      prompt: z.string(),
       title: z.string().optional(),
       priority: z.enum(["low", "medium", "high"]).optional(),
       scope: z.array(z.string()).optional().describe("Writable path globs"),
-      depends_on: z.array(z.string()).optional().describe("Task ids whose results it needs"),
+      depends_on: z.array(z.string()).optional().describe("Task ids to finish first"),
     },
-    async execute(args, ctx) {
-      try {
+    async run(args, call) {
         const t = await rt.tasks.delegate({
-          parentSessionId: ctx.sessionID,
+          parentSessionId: call.sessionId,
           agent: args.agent,
           prompt: args.prompt,
           title: args.title,
@@ -51,15 +50,12 @@ export function delegateTool(rt: Runtime) {
           : full
             ? ` It is queued behind ${rt.options.tasks.concurrency} running task(s) for the same model${ahead ? ` and ${ahead} waiting` : ""}.`
             : ""
-        ctx.metadata({ title: `delegated ${t.id} to ${t.agent}`, metadata: { taskId: t.id } })
+        call.show(`delegated ${t.id} to ${t.agent}`, { taskId: t.id })
         return {
           title: `${t.agent}: ${t.title}`,
           output: `Started task ${t.id} (${t.agent}: "${t.title}").${queued} Keep talking with the user; the result will arrive as an [NSO · ${t.agent} · task ${t.id}] message.`,
           metadata: { taskId: t.id, agent: t.agent, status: t.status },
         }
-      } catch (err) {
-        throw modelError("delegate", err)
-      }
     },
   })
 }

@@ -1,6 +1,6 @@
 import type { Hooks } from "@opencode-ai/plugin"
-import type { IncomingPart } from "../router/classify.js"
-import type { Runtime } from "../runtime.js"
+import type { IncomingPart } from "../../router/classify.js"
+import type { Runtime } from "../../runtime.js"
 
 type ChatMessageHook = NonNullable<Hooks["chat.message"]>
 

@@ -1,5 +1,7 @@
 import type { PluginInput } from "@opencode-ai/plugin"
 import type { Host, HostSession } from "../deps.js"
+import { promptTools } from "./permissions.js"
+import { ABORTED } from "./shapes.js"
 
 type Client = PluginInput["client"]
 
@@ -56,7 +58,7 @@ export function opencodeHost(client: Client, directory: string): Host {
         query: { directory },
         body: {
           agent: p.agent,
-          ...(p.tools ? { tools: p.tools } : {}),
+          ...(p.delegates !== undefined ? { tools: promptTools(p.delegates) } : {}),
           parts: [{ type: "text", text: p.text, ...(p.meta ? { metadata: { nso: p.meta } } : {}) }],
         },
       })
@@ -82,7 +84,7 @@ export function opencodeHost(client: Client, directory: string): Host {
           text,
           createdAt: info.time.created,
           ...(info.error
-            ? { error: { name: info.error.name, message: info.error.data?.message ?? info.error.name, aborted: info.error.name === "MessageAbortedError" } }
+            ? { error: { name: info.error.name, message: info.error.data?.message ?? info.error.name, aborted: info.error.name === ABORTED } }
             : {}),
         }
       }

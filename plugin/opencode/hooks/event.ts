@@ -1,5 +1,6 @@
 import type { Hooks } from "@opencode-ai/plugin"
-import type { Runtime } from "../runtime.js"
+import type { Runtime } from "../../runtime.js"
+import { ABORTED } from "../shapes.js"
 
 type EventHook = NonNullable<Hooks["event"]>
 
@@ -32,7 +33,8 @@ export function eventHook(rt: Runtime): EventHook {
       case "session.error": {
         const sid = event.properties.sessionID
         const err = event.properties.error as { name?: string; data?: { message?: string } } | undefined
-        if (sid && err) detach("session.error", rt.tasks.onError(sid, { name: err.name ?? "Error", message: err.data?.message ?? err.name ?? "unknown error" }))
+        if (sid && err)
+          detach("session.error", rt.tasks.onError(sid, { name: err.name ?? "Error", message: err.data?.message ?? err.name ?? "unknown error", aborted: err.name === ABORTED }))
         break
       }
       case "message.part.updated": {
@@ -49,7 +51,7 @@ export function eventHook(rt: Runtime): EventHook {
           rt.tasks.observeAssistant(info.sessionID, info.id, {
             completed: info.time.completed !== undefined || err !== undefined,
             createdAt: info.time.created,
-            ...(err ? { error: { name: err.name, message: err.data?.message ?? err.name, aborted: err.name === "MessageAbortedError" } } : {}),
+            ...(err ? { error: { name: err.name, message: err.data?.message ?? err.name, aborted: err.name === ABORTED } } : {}),
           })
         }
         break

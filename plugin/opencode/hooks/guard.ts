@@ -1,4 +1,4 @@
-import type { Deps } from "../deps.js"
+import type { Deps } from "../../deps.js"
 
 /**
  * Wraps a hook so that its failure never reaches OpenCode: the error is logged every time and

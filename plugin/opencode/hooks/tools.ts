@@ -1,6 +1,7 @@
 import type { Hooks } from "@opencode-ai/plugin"
-import type { Runtime } from "../runtime.js"
+import type { Runtime } from "../../runtime.js"
 import { Refusal } from "./guard.js"
+import { effectOf, writeTargets } from "../shapes.js"
 
 type Before = NonNullable<Hooks["tool.execute.before"]>
 type After = NonNullable<Hooks["tool.execute.after"]>
@@ -11,7 +12,8 @@ export function toolBeforeHook(rt: Runtime): Before {
     rt.toolLog.before(input.callID)
     rt.tasks.touch(input.sessionID)
     await rt.init.ensure(input.sessionID, "tool.execute")
-    const refusal = rt.refuseTool(input.sessionID, input.tool) ?? rt.refuseWrite(input.sessionID, input.tool, output.args)
+    const refusal =
+      rt.refuseTool(input.sessionID, { name: input.tool, effect: effectOf(input.tool) }) ?? rt.refuseWrite(input.sessionID, input.tool, writeTargets(input.tool, output.args))
     if (refusal) {
       void rt.toolLog.after({ callId: input.callID, sessionId: input.sessionID, agent: rt.registry.get(input.sessionID).agent, tool: input.tool, args: output.args, error: refusal })
       throw new Refusal(refusal)

@@ -1,0 +1,25 @@
+import type { Profile } from "../agents/profiles.js"
+import { BACKGROUND_TOOLS, ORACLE_TOOLS } from "./shapes.js"
+
+/**
+ * A profile's boundaries in OpenCode's permission language. OpenCode ignores `tools` switches in
+ * an agent's config, so hiding a tool is a `deny` permission; NSO's guard checks again.
+ */
+export function permissionRules(p: Profile, background: boolean): Record<string, unknown> {
+  const rules: Record<string, unknown> = {}
+  if (p.permission.edit) rules.edit = p.permission.edit
+  if (p.permission.bash) rules.bash = p.permission.bash
+  if (p.permission.webfetch) rules.webfetch = p.permission.webfetch
+  for (const g of p.tools.denied) rules[g] = "deny"
+  if (!p.delegates) for (const t of ORACLE_TOOLS) rules[t] = "deny"
+  if (!background) for (const t of BACKGROUND_TOOLS) rules[t] = "deny"
+  return rules
+}
+
+/** Per-prompt tool switches for a background agent's session (defence in depth). */
+export function promptTools(delegates: boolean): Record<string, boolean> {
+  const tools: Record<string, boolean> = {}
+  for (const t of BACKGROUND_TOOLS) tools[t] = true
+  for (const t of ORACLE_TOOLS) tools[t] = delegates
+  return tools
+}

@@ -1,0 +1,43 @@
+import type { ToolEffect } from "../agents/profiles.js"
+
+/**
+ * OpenCode's names and shapes as NSO needs them: which tools change files (and which argument
+ * names carry the paths), which of NSO's own tools belong to which side of the delegation
+ * contract, the error name of a stopped reply. The core reasons about effects ("edit", "bash",
+ * …) and outcomes ("aborted"), never these names.
+ */
+
+/** The error OpenCode reports when a reply is stopped (abort, Esc, quitting). */
+export const ABORTED = "MessageAbortedError"
+
+/** NSO's tools for agents that delegate (the Oracle, coordinators). */
+export const ORACLE_TOOLS = ["delegate", "tasks", "answer"] as const
+/** NSO's tools for background agents. */
+export const BACKGROUND_TOOLS = ["ask_user"] as const
+
+/** OpenCode's built-in tools that change files (the ones its `edit` permission governs). */
+export const WRITE_TOOLS: ReadonlySet<string> = new Set(["write", "edit", "patch", "apply_patch", "multiedit"])
+
+/** What a tool does, in the terms profiles speak. */
+export function effectOf(tool: string): ToolEffect | undefined {
+  if (WRITE_TOOLS.has(tool)) return "edit"
+  if (tool === "bash") return "bash"
+  if (tool === "webfetch") return "webfetch"
+  if ((ORACLE_TOOLS as readonly string[]).includes(tool)) return "delegate"
+  if ((BACKGROUND_TOOLS as readonly string[]).includes(tool)) return "ask"
+  return undefined
+}
+
+/** File paths a write-capable tool call would touch, from its arguments. */
+export function writeTargets(tool: string, args: unknown): string[] {
+  if (!WRITE_TOOLS.has(tool) || !args || typeof args !== "object") return []
+  const a = args as Record<string, unknown>
+  const out: string[] = []
+  for (const key of ["filePath", "path", "file_path"]) if (typeof a[key] === "string") out.push(a[key] as string)
+  if (tool === "patch" || tool === "apply_patch") {
+    const text = typeof a.patchText === "string" ? a.patchText : typeof a.patch === "string" ? a.patch : ""
+    for (const m of text.matchAll(/^\*\*\* (?:Add|Update|Delete) File: (.+)$/gm)) out.push(m[1]!.trim())
+  }
+  if (Array.isArray(a.edits)) for (const e of a.edits) if (e && typeof e === "object" && typeof (e as { filePath?: unknown }).filePath === "string") out.push((e as { filePath: string }).filePath)
+  return out
+}

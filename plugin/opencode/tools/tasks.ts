@@ -1,0 +1,68 @@
+import { tool } from "@opencode-ai/plugin"
+import { TERMINAL_TASK_STATUSES, type Task } from "../../protocol.js"
+import type { Runtime } from "../../runtime.js"
+import { taskLine } from "../../tasks/format.js"
+import { TaskError } from "../../tasks/manager.js"
+import { defineTool } from "./define.js"
+
+const z = tool.schema
+
+/**
+ * One tool for the delegating side's view of its work — list, one task's full result (waiting
+ * a bounded time), cancel — because each tool schema is paid for on every request.
+ */
+export function tasksTool(rt: Runtime) {
+  return defineTool("tasks", {
+    description: "Background tasks: list; id → full result (waits ≤ wait_ms); cancel: true stops it and all it started.",
+    args: {
+      id: z.string().optional(),
+      cancel: z.boolean().optional(),
+      wait_ms: z.number().int().min(0).max(120_000).optional(),
+    },
+    async run(args, call) {
+      if (!args.id) {
+        if (args.cancel) throw new TaskError("cancel needs the id of the task to cancel. Call tasks without arguments to list them.")
+        return board(rt, call.sessionId)
+      }
+      let t = rt.tasks.get(args.id)
+      if (!t) throw new TaskError(`No task "${args.id}". Call tasks without an id to list them.`)
+      if (args.cancel) {
+        if (TERMINAL_TASK_STATUSES.has(t.status)) return `Task ${t.id} already ended ${t.status}; nothing to cancel.`
+        const gone = await rt.tasks.cancel(t.id, "cancelled by the Oracle", { tell: false })
+        return `Cancelled ${gone.map((x) => `${x.id} (${x.agent})`).join(", ")}.`
+      }
+      if (!TERMINAL_TASK_STATUSES.has(t.status) && args.wait_ms) t = await endedWithin(rt, t.id, args.wait_ms, call.signal)
+      return result(rt, t)
+    },
+  })
+}
+
+function board(rt: Runtime, sessionId: string): string {
+  const now = rt.deps.clock.now()
+  const open = rt.questions.open()
+  const list = rt.tasks.tree(sessionId)
+  if (!list.length) return "No background tasks in this session."
+  const active = list.filter((t) => !TERMINAL_TASK_STATUSES.has(t.status)).length
+  return `${list.length} task(s), ${active} active:\n${list.map((t) => taskLine(t, now, open.find((q) => q.taskId === t.id))).join("\n")}`
+}
+
+function result(rt: Runtime, t: Task): string {
+  if (t.status === "completed") return `Task ${t.id} (${t.agent}: "${t.title}") completed.\n\n${t.result ?? ""}`
+  if (TERMINAL_TASK_STATUSES.has(t.status)) return `Task ${t.id} ended ${t.status}: ${t.error ?? "no details"}`
+  const q = rt.questions.open().find((x) => x.taskId === t.id)
+  return `Task ${t.id} is ${t.status}${q ? ` (waiting for an answer to question ${q.id}: ${q.text})` : ""}. No result yet; it will arrive as an [NSO] message.`
+}
+
+/** The task once it ends, or as it is after `ms` (injected clock) or when the call is aborted. */
+async function endedWithin(rt: Runtime, id: string, ms: number, signal: AbortSignal): Promise<Task> {
+  let timer: ReturnType<typeof rt.deps.timers.setTimeout> | undefined
+  let onAbort: (() => void) | undefined
+  try {
+    const timeout = new Promise<undefined>((r) => (timer = rt.deps.timers.setTimeout(() => r(undefined), ms)))
+    const aborted = new Promise<undefined>((r) => signal.addEventListener("abort", (onAbort = () => r(undefined)), { once: true }))
+    return (await Promise.race([rt.tasks.ended(id), timeout, aborted])) ?? rt.tasks.get(id)!
+  } finally {
+    if (timer) rt.deps.timers.clearTimeout(timer)
+    if (onAbort) signal.removeEventListener("abort", onAbort)
+  }
+}
