@@ -70,7 +70,7 @@ export const NsoPlugin: Plugin = async (input, pluginOptions) => {
   const slowPull = deps.timers.setInterval(pull, 5_000, { keepAlive: false })
 
   const onTerm = () => {
-    rt.flushSync()
+    rt.closer.flushSync()
     process.off("SIGTERM", onTerm)
     // If nobody else handles SIGTERM, adding a listener would have stopped the default exit.
     if (process.listenerCount("SIGTERM") === 0) process.kill(process.pid, "SIGTERM")

@@ -166,7 +166,11 @@ const event = <T extends string, S extends z.ZodRawShape>(type: T, shape: S) =>
 export const JournalEvent = z.discriminatedUnion("type", [
   event("message.buffered", { envelope: Envelope }),
   event("message.dropped", { id: MessageId, reason: z.enum(["expired", "overflow", "obsolete"]) }),
-  /** Written before the injection is attempted (write-ahead): see buffer/README in docs. */
+  /**
+   * Written before the injection is attempted (write-ahead); `delivery.confirmed` or
+   * `delivery.failed` follows. A batch with neither after a crash is settled on restart by looking
+   * for its ids in the session (buffer/delivery.ts).
+   */
   event("delivery.started", { batchId: z.string(), sessionId: z.string(), ids: z.array(MessageId) }),
   event("delivery.confirmed", { batchId: z.string() }),
   /** The injection failed or was found not to have happened: the items are pending again. */

@@ -1,55 +1,49 @@
-import { appendFileSync, mkdirSync, readFileSync } from "node:fs"
+import { appendFileSync, mkdirSync } from "node:fs"
 import { join } from "node:path"
-import type { Deps, LogLevel, Logger } from "./deps.js"
+import { AgentCatalogue, readTemplates } from "./agents/catalogue.js"
+import { loadProfiles } from "./agents/load.js"
 import { Deliverer } from "./buffer/delivery.js"
-import { header } from "./buffer/format.js"
+import type { Deps, LogLevel, Logger } from "./deps.js"
 import { Journal, type ReplayReport } from "./journal/journal.js"
 import { nsoReducer, type LiveState } from "./journal/state.js"
 import type { Options } from "./options.js"
-import { TEMPLATES_DIR } from "./paths.js"
-import { TERMINAL_TASK_STATUSES, type JournalEvent } from "./protocol.js"
-import { classify, type Classification, type IncomingPart } from "./router/classify.js"
-import { createIntentMonitor, type IntentMonitor, type IntentSuggestion } from "./router/intent.js"
-import { route } from "./router/route.js"
-import { Outbox } from "./router/outbox.js"
-import { appendProgress, sessionSummary } from "./session/close.js"
-import { SessionInit } from "./session/init.js"
-import { SessionRegistry } from "./session/registry.js"
-import { ToolLog } from "./telemetry/tool-log.js"
-import { JsonlLog } from "./telemetry/jsonl.js"
-import { toolVerdict, type Profile, type ToolEffect } from "./agents/profiles.js"
-import { loadProfiles, promptSuffix, type LoadedProfiles } from "./agents/load.js"
-import { KnowledgeIndex } from "./agents/knowledge.js"
 import { CONFIG_DIR } from "./paths.js"
+import { TERMINAL_TASK_STATUSES, type JournalEvent, type Task } from "./protocol.js"
 import { QuestionManager } from "./questions/manager.js"
-import { TaskManager, type AgentInfo } from "./tasks/manager.js"
-import { inScope, projectPath } from "./tasks/scope.js"
-import type { Task } from "./protocol.js"
+import { Inbound } from "./router/inbound.js"
+import { createIntentMonitor } from "./router/intent.js"
+import { Outbox } from "./router/outbox.js"
+import { SessionCloser } from "./session/close.js"
+import { SessionInit } from "./session/init.js"
+import { PromptAdditions } from "./session/prompt.js"
+import { SessionRegistry } from "./session/registry.js"
+import { TaskManager } from "./tasks/manager.js"
+import { JsonlLog } from "./telemetry/jsonl.js"
+import { ToolLog } from "./telemetry/tool-log.js"
 
 /**
- * NSO's core, assembled: the journal and the state it replays, the session registry, delivery,
- * init and the tool log. Hooks call these methods and nothing else; nothing here knows
- * OpenCode's shapes.
+ * NSO's core, wired together: the journal and the state it replays, and one module per concern
+ * — agent catalogue, inbound tagging, the outbox, delivery, tasks, questions, init, prompt
+ * additions, close summaries, the logs. The OpenCode adapter calls these modules; this class
+ * only builds them, routes session events to them, and starts and stops background work.
  */
 export class Runtime {
   readonly registry: SessionRegistry
+  readonly catalogue: AgentCatalogue
+  readonly inbound: Inbound
+  readonly outbox: Outbox
   readonly deliverer: Deliverer
+  readonly tasks: TaskManager
+  readonly questions: QuestionManager
   readonly init: SessionInit
+  readonly prompt: PromptAdditions
+  readonly closer: SessionCloser
   readonly toolLog: ToolLog
   /** How each message was tagged (source, sender): `.opencode/nso/messages.jsonl`. */
   readonly tags: JsonlLog
-  readonly intents: IntentMonitor
-  readonly tasks: TaskManager
-  readonly questions: QuestionManager
-  readonly outbox: Outbox
-  readonly profiles: Map<string, Profile>
-  readonly profileOrigins: LoadedProfiles["origins"]
-  private knowledgeIndex: Promise<KnowledgeIndex> | undefined
-  private suggestions = new Map<string, IntentSuggestion>()
-  private activitySweep: ReturnType<Deps["timers"]["setInterval"]> | undefined
   /** When this runtime started (ms since epoch). */
   readonly startedAt: number
-  private closed = new Set<string>()
+  private activitySweep: ReturnType<Deps["timers"]["setInterval"]> | undefined
   private disposed = false
 
   private constructor(
@@ -59,19 +53,17 @@ export class Runtime {
     readonly journal: Journal<LiveState>,
     readonly state: LiveState,
     readonly replay: ReplayReport,
-    loaded: LoadedProfiles,
+    catalogue: AgentCatalogue,
+    templates: ReadonlyMap<string, string>,
   ) {
     this.startedAt = deps.clock.now()
-    this.profiles = loaded.profiles
-    this.profileOrigins = loaded.origins
+    this.catalogue = catalogue
     this.registry = new SessionRegistry(deps)
-    this.intents = createIntentMonitor(options.router.intents)
     this.deliverer = new Deliverer(deps, options.buffer, this.registry, {
       write: (e) => this.write(e),
-      runningTasks: (sid) => this.runningTasks(sid),
+      runningTasks: (sid) => this.tasks.running(sid),
     })
-    const headerGuide = readTemplate("nso_headers.md")
-    const isolation = readTemplate("task_isolation_header.md")
+    const isolation = templates.get("task_isolation_header.md") ?? ""
     const renderIsolation = (task: Task) =>
       isolation
         .replaceAll("{{taskId}}", task.id)
@@ -83,7 +75,7 @@ export class Runtime {
       state,
       write: (e) => this.write(e),
       post: (m) => this.outbox.post(m),
-      agents: () => this.agents(),
+      agents: () => this.catalogue.delegatable(),
       isolationHeader: renderIsolation,
       projectDir,
       stateDir: options.stateDir,
@@ -97,7 +89,7 @@ export class Runtime {
       tasks: this.tasks,
     })
     this.init = new SessionInit(deps, { projectDir, stateDir: options.stateDir, init: options.init }, this.registry, {
-      headerGuide,
+      headerGuide: templates.get("nso_headers.md") ?? "",
       childHeader: async (sid) => {
         const task = this.tasks.bySessionId(sid)
         return task ? renderIsolation(task) : undefined
@@ -110,6 +102,25 @@ export class Runtime {
     })
     this.toolLog = new ToolLog(deps, ToolLog.at(projectDir, options.stateDir))
     this.tags = new JsonlLog(deps, join(projectDir, options.stateDir, "messages.jsonl"))
+    this.inbound = new Inbound(deps, this.registry, this.init, createIntentMonitor(options.router.intents), this.tags)
+    this.prompt = new PromptAdditions({
+      init: this.init,
+      registry: this.registry,
+      catalogue,
+      knowledgeBudgetChars: options.knowledge.budgetChars,
+      suggestion: (sid) => this.inbound.suggestion(sid),
+      pending: (sid) => this.deliverer.pending(sid),
+      tree: (sid) => this.tasks.tree(sid),
+      openQuestions: () => this.questions.open(),
+    })
+    this.closer = new SessionCloser(
+      deps,
+      { projectDir, contextDir: options.init.contextDir, registry: this.registry, tasks: () => state.tasks.values(), questions: () => state.questions.values() },
+      (path, text) => {
+        mkdirSync(join(path, ".."), { recursive: true })
+        appendFileSync(path, text)
+      },
+    )
   }
 
   static async start(deps: Deps, projectDir: string, options: Options): Promise<Runtime> {
@@ -125,7 +136,9 @@ export class Runtime {
     for (const p of loaded.problems) deps.log.log("error", `agent profile problem (that definition is left out): ${p}`)
     if (loaded.problems.length)
       void deps.host.toast(`NSO agent profiles: ${loaded.problems[0]}${loaded.problems.length > 1 ? ` (+${loaded.problems.length - 1} more)` : ""}`, "error").catch(() => {})
-    const rt = new Runtime(deps, projectDir, options, journal, state, report, loaded)
+    const templates = await readTemplates(deps, ["nso_headers.md", "task_isolation_header.md", ...[...loaded.profiles.values()].map((p) => p.prompt)])
+    const catalogue = new AgentCatalogue(deps, projectDir, options.models, loaded, templates)
+    const rt = new Runtime(deps, projectDir, options, journal, state, report, catalogue, templates)
     rt.deliverer.load(state.pending.values())
     return rt
   }
@@ -167,42 +180,6 @@ export class Runtime {
     }
   }
 
-  /** Agents background work can be delegated to: name → concurrency key and prompt tools. */
-  agents(): Map<string, AgentInfo> {
-    const out = new Map<string, AgentInfo>()
-    for (const [name, p] of this.profiles) if (p.mode !== "primary") out.set(name, { key: this.modelOf(p) ?? "default", delegates: p.delegates })
-    return out
-  }
-
-  /** A profile's model: a `provider/model` as given, a tier through the `models` option, else OpenCode's default. */
-  modelOf(p: Profile): string | undefined {
-    if (!p.model) return undefined
-    if (p.model === "fast" || p.model === "strong") return this.options.models[p.model]
-    return p.model
-  }
-
-  /** The full prompt of a profile: its template (or inline text) plus style and escalation guidance. */
-  promptOf(p: Profile): string {
-    const base = /^[\w./-]+\.md$/.test(p.prompt) ? readTemplate(p.prompt) : p.prompt
-    return `${base}\n\n${promptSuffix(p)}`
-  }
-
-  /** The runbook index, read on first use rather than at plugin start. */
-  knowledge(): Promise<KnowledgeIndex> {
-    this.knowledgeIndex ??= KnowledgeIndex.build(this.deps, this.projectDir, this.profiles)
-    return this.knowledgeIndex
-  }
-
-  /** NSO's own check of a profile's tool rules (OpenCode's permissions say the same where they can). */
-  refuseTool(sessionId: string, call: { name: string; effect?: ToolEffect }): string | undefined {
-    const agent = this.registry.get(sessionId).agent
-    const p = agent ? this.profiles.get(agent) : undefined
-    if (!p) return undefined
-    const v = toolVerdict(p, call)
-    if (v.ok) return undefined
-    return `NSO refused ${call.name}: the ${agent} agent may not use it — ${v.why}. Do not retry it. Continue with the tools you have, or report what needs doing so an agent that may do it can be given the task.`
-  }
-
   /** Records another process (the CLI) appended: act on what concerns this server. */
   async pullForeign(): Promise<void> {
     for (const rec of await this.journal.readForeign()) {
@@ -213,37 +190,13 @@ export class Runtime {
     }
   }
 
-  /**
-   * The write guard: a task writes only inside its scope, and nobody writes into a running
-   * task's scope. Returns the refusal text, written for the model, or undefined to allow.
-   */
-  refuseWrite(sessionId: string, tool: string, targets: readonly string[]): string | undefined {
-    const own = this.tasks.bySessionId(sessionId)
-    for (const target of targets) {
-      const rel = projectPath(this.projectDir, target)
-      if (own && own.scope.length && (rel === undefined || !inScope(own.scope, rel)))
-        return `NSO refused this ${tool}: "${target}" is outside your task's write scope (${own.scope.join(", ")}). Write only inside that scope, or finish and say in your summary what else needs changing.`
-      if (rel === undefined) continue
-      for (const other of this.state.tasks.values()) {
-        if (other.id === own?.id || !other.scope.length || !["running", "waiting_for_answer", "stalled"].includes(other.status)) continue
-        if (inScope(other.scope, rel))
-          return `NSO refused this ${tool}: "${target}" belongs to running task ${other.id} (${other.agent}, scope ${other.scope.join(", ")}). Writing there would mix two tasks' work. Leave that file alone until the task ends.`
-      }
-    }
-    return undefined
-  }
-
   /** Journals an event and folds it into the live state once it is durable. */
   async write(event: JournalEvent): Promise<void> {
     await this.journal.append(event)
     nsoReducer.apply(this.state, { v: 1, w: this.journal.writer, s: 0, t: this.deps.clock.now(), e: event })
   }
 
-  runningTasks(sessionId: string): number {
-    return this.tasks.running(sessionId)
-  }
-
-  // ----- events -------------------------------------------------------------------------------
+  // ----- session events -----------------------------------------------------------------------
 
   sessionCreated(id: string, facts: { parentId?: string; title?: string }): Promise<unknown> {
     this.registry.learn(id, facts)
@@ -257,7 +210,7 @@ export class Runtime {
 
   async sessionDeleted(id: string): Promise<void> {
     const info = this.registry.get(id)
-    if (!info.parentId) await this.closeSession(id)
+    if (!info.parentId) await this.closer.close(id)
     const task = this.tasks.bySessionId(id)
     if (task && !TERMINAL_TASK_STATUSES.has(task.status)) {
       // Someone deleted a task's session: the work cannot go on; say so instead of waiting for a stall.
@@ -265,72 +218,6 @@ export class Runtime {
     }
     this.init.forget(id)
     this.registry.forget(id)
-  }
-
-  /** Appends the session's summary to progress.md (once). */
-  async closeSession(id: string): Promise<string | undefined> {
-    if (this.closed.has(id)) return undefined
-    this.closed.add(id)
-    const text = this.summary(id)
-    return appendProgress(this.deps, this.projectDir, this.options.init.contextDir, text)
-  }
-
-  private summary(id: string): string {
-    const tasks = [...this.state.tasks.values()].filter((t) => t.parentSessionId === id)
-    const taskIds = new Set(tasks.map((t) => t.id))
-    const questions = [...this.state.questions.values()].filter((q) => q.taskId && taskIds.has(q.taskId))
-    return sessionSummary(this.registry.get(id), tasks, questions, this.deps.clock.now())
-  }
-
-  // ----- messages -----------------------------------------------------------------------------
-
-  async message(sessionId: string, agent: string | undefined, parts: IncomingPart[], messageId?: string): Promise<Classification> {
-    const info = await this.registry.resolve(sessionId)
-    await this.init.ensure(sessionId, "chat.message")
-    const parent = info.parentId ? this.registry.get(info.parentId) : undefined
-    const c = classify({ sessionId, parentSessionId: info.parentId, parentAgent: parent?.agent, parts })
-    if (agent) info.agent = agent
-    info.counts[c.source]++
-    const said = parts.map((p) => p.text).join("\n").trim()
-    if (said) info.lastText = said
-    if (c.source === "user" && !info.parentId) {
-      // The human spoke: hold agent messages until the next pause.
-      info.lastUserMessageAt = this.deps.clock.now()
-      this.registry.setBusy(sessionId, true)
-      const text = parts.filter((p) => !p.synthetic).map((p) => p.text).join("\n")
-      const r = route({ source: "user", kind: "assignment", priority: "medium", text }, this.intents)
-      if (r.handler === "intent" && r.suggestion) this.suggestions.set(sessionId, r.suggestion)
-      else this.suggestions.delete(sessionId)
-    }
-    // An audit line, not state: it grows with the chat, so it stays out of the journal.
-    this.tags.append({ time: new Date(this.deps.clock.now()).toISOString(), sessionId, messageId, source: c.source, from: c.from, agent })
-    return c
-  }
-
-  async system(sessionId: string): Promise<string[]> {
-    const out = await this.init.systemFor(sessionId)
-    const info = this.registry.get(sessionId)
-    if (info.agent && info.lastText && this.profiles.get(info.agent)?.knowledge.length) {
-      const k = (await this.knowledge()).select(info.agent, info.lastText, this.options.knowledge.budgetChars)
-      if (k) out.push(k.text)
-    }
-    const s = this.suggestions.get(sessionId)
-    if (s) out.push(`NSO intent monitor: the user's last message matches the "${s.rule}" rule; the ${s.agent} agent may suit it.`)
-    return out
-  }
-
-  compacting(sessionId: string): string[] {
-    const pending = this.deliverer.pending(sessionId)
-    const tasks = this.tasks.tree(sessionId).filter((t) => !TERMINAL_TASK_STATUSES.has(t.status))
-    const open = this.questions.open()
-    if (!pending.length && !tasks.length) return []
-    const lines = ["NSO task board (keep this across compaction):"]
-    for (const t of tasks) {
-      const q = open.find((x) => x.taskId === t.id)
-      lines.push(`- task ${t.id} · ${t.agent} · ${t.status} · ${t.title}${q ? ` · pending question ${q.id}: ${q.text}` : ""}`)
-    }
-    for (const e of pending) lines.push(`- waiting for delivery: ${header(e)}`)
-    return [lines.join("\n")]
   }
 
   // ----- shutdown -----------------------------------------------------------------------------
@@ -346,29 +233,6 @@ export class Runtime {
     await this.tags.flush()
     await this.journal.close()
   }
-
-  /**
-   * SIGTERM: OpenCode does not call `dispose`, and the process may exit right after the signal
-   * handlers run, so this is synchronous. Journal records are already on disk (every append was
-   * awaited before it was acknowledged); what is left is the close summary of open root sessions.
-   */
-  flushSync(): void {
-    for (const s of this.registry.all()) {
-      if (s.parentId || this.closed.has(s.id) || s.counts.user + s.counts.agent === 0) continue
-      this.closed.add(s.id)
-      try {
-        const path = join(this.projectDir, this.options.init.contextDir, "01_memory", "progress.md")
-        mkdirSync(join(path, ".."), { recursive: true })
-        appendFileSync(path, this.summary(s.id).replace("\n## ", "\n## (server stopped) "))
-      } catch {
-        // Best effort by definition.
-      }
-    }
-  }
-}
-
-function readTemplate(name: string): string {
-  return readFileSync(join(TEMPLATES_DIR, name), "utf8").trim()
 }
 
 /** Appends log lines to `.opencode/nso/nso.log` (never stdout: that is OpenCode's). */

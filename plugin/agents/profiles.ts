@@ -15,7 +15,7 @@ export const Profile = z
     /** coordinator: talks to the user or orchestrates; specialist: expert on one area; worker: does tasks. */
     role: z.enum(["coordinator", "specialist", "worker"]).default("worker"),
     specialization: z.string().default(""),
-    /** primary: selectable by the user; subagent: delegated to only. Default: primary for coordinators without a parent. */
+    /** primary: the user picks it (the Oracle); subagent: only delegated to; all: both. Default: subagent. */
     mode: z.enum(["primary", "subagent", "all"]).default("subagent"),
     /** `provider/model`, or a tier (`fast`, `strong`) resolved through the `models` option. */
     model: z.string().optional(),

@@ -2,8 +2,8 @@ import type { Envelope, Kind } from "../protocol.js"
 
 /**
  * The delivery policy: a pure function of what is pending, what the Oracle's session is doing,
- * and the time. It never touches the buffer or OpenCode; the runtime acts on its decision and
- * sets one timer for `wakeAt` (no polling).
+ * and the time. It never touches the buffer or OpenCode; the Deliverer (delivery.ts) acts on its
+ * decision and sets one timer for `wakeAt` (no polling).
  */
 
 export interface SessionActivity {

@@ -1,7 +1,7 @@
 import { join } from "node:path"
 import type { Deps } from "../deps.js"
 import type { Question, Task } from "../protocol.js"
-import type { SessionInfo } from "./registry.js"
+import type { SessionInfo, SessionRegistry } from "./registry.js"
 
 /** The dated summary appended to `01_memory/progress.md` when a session closes. */
 export function sessionSummary(info: SessionInfo, tasks: readonly Task[], questions: readonly Question[], now: number): string {
@@ -24,4 +24,55 @@ export async function appendProgress(deps: Pick<Deps, "fs">, projectDir: string,
   await deps.fs.mkdir(join(path, ".."), { recursive: true })
   await deps.fs.appendFile(path, text)
   return path
+}
+
+export interface CloseSources {
+  projectDir: string
+  contextDir: string
+  registry: SessionRegistry
+  tasks(): Iterable<Task>
+  questions(): Iterable<Question>
+}
+
+/**
+ * Close summaries, once per root session: when the session is deleted, and for every open root
+ * session when the server is stopped (SIGTERM), where OpenCode calls nothing and the process may
+ * exit right after the signal handlers: that path is synchronous.
+ */
+export class SessionCloser {
+  private closed = new Set<string>()
+
+  constructor(
+    private readonly deps: Pick<Deps, "fs" | "clock">,
+    private readonly src: CloseSources,
+    /** A synchronous append, for the signal path only. */
+    private readonly appendSync: (path: string, text: string) => void,
+  ) {}
+
+  /** Appends the session's summary to progress.md (once); returns the path, or undefined if done before. */
+  async close(id: string): Promise<string | undefined> {
+    if (this.closed.has(id)) return undefined
+    this.closed.add(id)
+    return appendProgress(this.deps, this.src.projectDir, this.src.contextDir, this.summary(id))
+  }
+
+  /** The server is stopping: summarise every root session that saw messages (best effort). */
+  flushSync(): void {
+    for (const s of this.src.registry.all()) {
+      if (s.parentId || this.closed.has(s.id) || s.counts.user + s.counts.agent === 0) continue
+      this.closed.add(s.id)
+      try {
+        this.appendSync(join(this.src.projectDir, this.src.contextDir, "01_memory", "progress.md"), this.summary(s.id).replace("\n## ", "\n## (server stopped) "))
+      } catch {
+        // Best effort by definition.
+      }
+    }
+  }
+
+  private summary(id: string): string {
+    const tasks = [...this.src.tasks()].filter((t) => t.parentSessionId === id)
+    const taskIds = new Set(tasks.map((t) => t.id))
+    const questions = [...this.src.questions()].filter((q) => q.taskId && taskIds.has(q.taskId))
+    return sessionSummary(this.src.registry.get(id), tasks, questions, this.deps.clock.now())
+  }
 }

@@ -3,6 +3,7 @@ import type { AssistantOutcome, Deps } from "../deps.js"
 import type { LiveState } from "../journal/state.js"
 import type { TaskOptions } from "../options.js"
 import { IdPrefix, TERMINAL_TASK_STATUSES, type Envelope, type JournalEvent, type Task, type TaskStatus } from "../protocol.js"
+import type { AgentInfo } from "../agents/catalogue.js"
 import type { Outgoing } from "../router/outbox.js"
 import { ReplyTracker, verdict } from "./completion.js"
 import { recoveryFor } from "./recovery.js"
@@ -21,13 +22,6 @@ import { Watchdog } from "./watchdog.js"
  * A task holds a model slot only while its agent works: waiting for a dependency, a write
  * scope or the user holds none.
  */
-
-export interface AgentInfo {
-  /** Concurrency key: the agent's model, else "default". */
-  key: string
-  /** Whether the agent may delegate in turn (decides which of NSO's tools its session gets). */
-  delegates: boolean
-}
 
 export interface TaskPorts {
   state: LiveState

@@ -19,9 +19,9 @@ describe("runtime: session init", () => {
     await Promise.all([
       rt.sessionCreated("ses_a", {}),
       rt.sessionCreated("ses_a", {}),
-      rt.message("ses_a", "oracle", [{ text: "hi" }]),
+      rt.inbound.message("ses_a", "oracle", [{ text: "hi" }]),
       rt.init.ensure("ses_a", "tool.execute"),
-      rt.system("ses_a"),
+      rt.prompt.system("ses_a"),
     ])
     const log = readFileSync(join(dir, ".opencode/nso/init.log"), "utf8").trim().split("\n")
     expect(log).toHaveLength(1)
@@ -35,8 +35,8 @@ describe("runtime: session init", () => {
     // A file where the context folder should be: creating memory files fails.
     writeFileSync(join(dir, "blocker"), "")
     const { rt, deps } = await runtime(dir, fakeDeps(), opts({ init: { contextDir: "blocker/context" } }))
-    expect(await rt.system("ses_a")).toEqual([])
-    expect(await rt.system("ses_b")).toEqual([])
+    expect(await rt.prompt.system("ses_a")).toEqual([])
+    expect(await rt.prompt.system("ses_b")).toEqual([])
     const log = readFileSync(join(dir, ".opencode/nso/init.log"), "utf8").trim().split("\n").map((l) => JSON.parse(l))
     expect(log.map((l) => l.ok)).toEqual([false, false])
     expect(log[0].steps.find((s: { ok: boolean }) => !s.ok).step).toBe("memory-files")
@@ -49,7 +49,7 @@ describe("runtime: session init", () => {
     mkdirSync(join(dir, ".opencode/context/00_meta"), { recursive: true })
     writeFileSync(join(dir, ".opencode/context/00_meta/tech-stack.md"), "T".repeat(10_000))
     const { rt } = await runtime(dir, fakeDeps(), opts({ init: { budgetChars: 2000 } }))
-    const system = (await rt.system("ses_a")).join("\n")
+    const system = (await rt.prompt.system("ses_a")).join("\n")
     const block = system.slice(system.indexOf("# Project memory"))
     expect(block.length).toBeLessThanOrEqual(2000)
     expect(block).toMatch(/\[… truncated by NSO: \d+ more characters; read \.opencode\/context\/00_meta\/tech-stack\.md for the rest\]/)
@@ -59,7 +59,7 @@ describe("runtime: session init", () => {
   it("a child session gets no project memory (and no header unless NSO made it)", async () => {
     const { rt, deps } = await runtime()
     deps.fakeHost.known.set("ses_child", { id: "ses_child", parentId: "ses_root" })
-    expect(await rt.system("ses_child")).toEqual([])
+    expect(await rt.prompt.system("ses_child")).toEqual([])
     await rt.dispose()
   })
 })
@@ -67,7 +67,7 @@ describe("runtime: session init", () => {
 describe("runtime: delivery to the Oracle", () => {
   it("holds an agent message while the user is active and delivers it once at the pause", async () => {
     const { rt, deps } = await runtime()
-    await rt.message("ses_root", "oracle", [{ text: "a question for you" }])
+    await rt.inbound.message("ses_root", "oracle", [{ text: "a question for you" }])
     await rt.outbox.post({ sessionId: "ses_root", source: "agent", from: "builder", to: "oracle", kind: "question", priority: "high", taskId: "tsk_aaaaaa", questionId: "q_aaaaaa", text: "Which DB?" })
     await flush()
     expect(deps.fakeHost.injections).toEqual([])
@@ -137,7 +137,7 @@ describe("runtime: close", () => {
   it("appends a dated summary to progress.md when a root session is deleted", async () => {
     const { rt, dir, deps } = await runtime()
     await rt.sessionCreated("ses_root", { title: "Login work" })
-    await rt.message("ses_root", "oracle", [{ text: "hi" }])
+    await rt.inbound.message("ses_root", "oracle", [{ text: "hi" }])
     await rt.sessionDeleted("ses_root")
     const progress = readFileSync(join(dir, ".opencode/context/01_memory/progress.md"), "utf8")
     const date = new Date(deps.time.now).toISOString().slice(0, 10)
@@ -149,9 +149,9 @@ describe("runtime: close", () => {
 
   it("flushSync writes summaries for active root sessions, once", async () => {
     const { rt, dir } = await runtime()
-    await rt.message("ses_root", "oracle", [{ text: "hi" }])
-    rt.flushSync()
-    rt.flushSync()
+    await rt.inbound.message("ses_root", "oracle", [{ text: "hi" }])
+    rt.closer.flushSync()
+    rt.closer.flushSync()
     const progress = readFileSync(join(dir, ".opencode/context/01_memory/progress.md"), "utf8")
     expect(progress.match(/\(server stopped\)/g)).toHaveLength(1)
     expect(existsSync(join(dir, ".opencode/nso/journal.jsonl"))).toBe(true)
@@ -162,7 +162,7 @@ describe("runtime: close", () => {
 describe("runtime: a lost idle event", () => {
   it("is repaired by asking OpenCode, so held messages are not held for ever", async () => {
     const { rt, deps } = await runtime()
-    await rt.message("ses_root", "oracle", [{ text: "hi" }]) // busy: the Oracle answers
+    await rt.inbound.message("ses_root", "oracle", [{ text: "hi" }]) // busy: the Oracle answers
     await rt.outbox.post({ sessionId: "ses_root", source: "agent", from: "builder", to: "oracle", kind: "status", priority: "medium", text: "progress" })
     // The idle event never arrives. OpenCode says nothing is busy.
     await rt.startBackground()

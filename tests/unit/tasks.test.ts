@@ -4,6 +4,7 @@ import { describe, expect, it } from "vitest"
 import { Options } from "../../plugin/options.js"
 import { Runtime } from "../../plugin/runtime.js"
 import { writeTargets } from "../../plugin/opencode/shapes.js"
+import { refuseWrite } from "../../plugin/tasks/write-guard.js"
 import { fakeDeps, tempDir } from "../helpers/fake-deps.js"
 
 let current: Runtime | undefined
@@ -438,11 +439,11 @@ describe("compaction of the Oracle's session", () => {
     await flush()
     void rt.questions.ask({ sessionId: "ses_child1", question: "Which DB?" })
     await flush()
-    const [board] = rt.compacting("ses_root")
+    const [board] = rt.prompt.compacting("ses_root")
     expect(board).toContain("NSO task board")
     expect(board).toMatch(new RegExp(`- task ${t.id} · builder · waiting_for_answer · the login page · pending question q_\\w+: Which DB\\?`))
     expect(board).toMatch(/- waiting for delivery: \[NSO · builder · task tsk_\w+ · question q_\w+\]/)
-    expect(rt.compacting("ses_other")).toEqual([])
+    expect(rt.prompt.compacting("ses_other")).toEqual([])
     await rt.dispose()
   })
 })
@@ -450,14 +451,15 @@ describe("compaction of the Oracle's session", () => {
 describe("write guard", () => {
   it("refuses writes outside the task's scope and into another running task's scope", async () => {
     const { rt, dir } = await setup()
+    const guard = (sid: string, tool: string, targets: string[]) => refuseWrite({ projectDir: dir, tasks: rt.state.tasks, own: rt.tasks.bySessionId(sid), tool, targets })
     await rt.tasks.delegate({ parentSessionId: "ses_root", agent: "builder", prompt: "a", scope: ["src/auth/**"] })
     await rt.tasks.delegate({ parentSessionId: "ses_root", agent: "builder", prompt: "b", scope: ["docs/**"] })
     await flush()
-    expect(rt.refuseWrite("ses_child1", "write", writeTargets("write", { filePath: join(dir, "src/auth/login.ts") }))).toBeUndefined()
-    expect(rt.refuseWrite("ses_child1", "edit", writeTargets("edit", { filePath: join(dir, "README.md") }))).toMatch(/outside your task's write scope \(src\/auth\/\*\*\)/)
-    expect(rt.refuseWrite("ses_child1", "write", writeTargets("write", { filePath: "/etc/passwd" }))).toMatch(/outside your task's write scope/)
-    expect(rt.refuseWrite("ses_root", "write", writeTargets("write", { filePath: join(dir, "docs/a.md") }))).toMatch(/belongs to running task tsk_\w+ \(builder, scope docs\/\*\*\)/)
-    expect(rt.refuseWrite("ses_child1", "read", writeTargets("read", { filePath: join(dir, "README.md") }))).toBeUndefined()
+    expect(guard("ses_child1", "write", writeTargets("write", { filePath: join(dir, "src/auth/login.ts") }))).toBeUndefined()
+    expect(guard("ses_child1", "edit", writeTargets("edit", { filePath: join(dir, "README.md") }))).toMatch(/outside your task's write scope \(src\/auth\/\*\*\)/)
+    expect(guard("ses_child1", "write", writeTargets("write", { filePath: "/etc/passwd" }))).toMatch(/outside your task's write scope/)
+    expect(guard("ses_root", "write", writeTargets("write", { filePath: join(dir, "docs/a.md") }))).toMatch(/belongs to running task tsk_\w+ \(builder, scope docs\/\*\*\)/)
+    expect(guard("ses_child1", "read", writeTargets("read", { filePath: join(dir, "README.md") }))).toBeUndefined()
     await rt.dispose()
   })
 })

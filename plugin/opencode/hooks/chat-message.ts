@@ -4,7 +4,7 @@ import type { Runtime } from "../../runtime.js"
 
 type ChatMessageHook = NonNullable<Hooks["chat.message"]>
 
-/** Every message into a session is classified by source and journaled. */
+/** Every message into a session is tagged by where it came from. */
 export function chatMessageHook(rt: Runtime): ChatMessageHook {
   return async (input, output) => {
     const parts: IncomingPart[] = []
@@ -12,6 +12,6 @@ export function chatMessageHook(rt: Runtime): ChatMessageHook {
       if (p.type !== "text") continue
       parts.push({ text: p.text, synthetic: p.synthetic, nso: (p.metadata as { nso?: unknown } | undefined)?.nso })
     }
-    await rt.message(input.sessionID, output.message.agent ?? input.agent, parts, input.messageID ?? output.message.id)
+    await rt.inbound.message(input.sessionID, output.message.agent ?? input.agent, parts, input.messageID ?? output.message.id)
   }
 }

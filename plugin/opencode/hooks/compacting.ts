@@ -6,6 +6,6 @@ type CompactingHook = NonNullable<Hooks["experimental.session.compacting"]>
 /** Keeps the task board in the compacted context so the Oracle does not forget background work. */
 export function compactingHook(rt: Runtime): CompactingHook {
   return async (input, output) => {
-    output.context.push(...rt.compacting(input.sessionID))
+    output.context.push(...rt.prompt.compacting(input.sessionID))
   }
 }

@@ -25,14 +25,14 @@ export function configHook(rt: Runtime): ConfigHook {
   return async (config) => {
     config.agent ??= {}
     const agents = config.agent as Record<string, Record<string, unknown> | undefined>
-    for (const [name, p] of rt.profiles) {
-      const model = rt.modelOf(p)
+    for (const [name, p] of rt.catalogue.profiles) {
+      const model = rt.catalogue.modelOf(p)
       const mine = agents[name]
       agents[name] = {
         ...mine,
         mode: p.mode,
         description: p.description,
-        prompt: rt.promptOf(p),
+        prompt: rt.catalogue.promptOf(p),
         ...(model ? { model } : {}),
         ...(p.temperature !== undefined ? { temperature: p.temperature } : {}),
         ...(p.max_turns !== undefined ? { maxSteps: p.max_turns } : {}),
@@ -42,7 +42,7 @@ export function configHook(rt: Runtime): ConfigHook {
     }
     // OpenCode's own agents: primaries may delegate, nobody but NSO's background agents asks.
     for (const [name, delegates] of [["build", true], ["plan", true], ["general", false], ["explore", false]] as const) {
-      if (rt.profiles.has(name)) continue
+      if (rt.catalogue.profiles.has(name)) continue
       const deny: Record<string, "deny"> = {}
       for (const t of BACKGROUND_TOOLS) deny[t] = "deny"
       if (!delegates) for (const t of ORACLE_TOOLS) deny[t] = "deny"
@@ -50,7 +50,7 @@ export function configHook(rt: Runtime): ConfigHook {
     }
     // The user talks to the Oracle unless they chose otherwise.
     const cfg = config as { default_agent?: string }
-    if (rt.options.defaultAgent && !cfg.default_agent && rt.profiles.has(rt.options.defaultAgent)) cfg.default_agent = rt.options.defaultAgent
+    if (rt.options.defaultAgent && !cfg.default_agent && rt.catalogue.profiles.has(rt.options.defaultAgent)) cfg.default_agent = rt.options.defaultAgent
     config.command ??= {}
     for (const [name, cmd] of Object.entries(COMMANDS)) config.command[name] ??= { ...cmd }
   }

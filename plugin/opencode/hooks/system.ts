@@ -7,6 +7,6 @@ type SystemHook = NonNullable<Hooks["experimental.chat.system.transform"]>
 export function systemHook(rt: Runtime): SystemHook {
   return async (input, output) => {
     if (!input.sessionID) return
-    output.system.push(...(await rt.system(input.sessionID)))
+    output.system.push(...(await rt.prompt.system(input.sessionID)))
   }
 }

@@ -2,6 +2,7 @@ import type { Hooks } from "@opencode-ai/plugin"
 import type { Runtime } from "../../runtime.js"
 import { Refusal } from "./guard.js"
 import { effectOf, writeTargets } from "../shapes.js"
+import { refuseWrite } from "../../tasks/write-guard.js"
 
 type Before = NonNullable<Hooks["tool.execute.before"]>
 type After = NonNullable<Hooks["tool.execute.after"]>
@@ -13,7 +14,8 @@ export function toolBeforeHook(rt: Runtime): Before {
     rt.tasks.touch(input.sessionID)
     await rt.init.ensure(input.sessionID, "tool.execute")
     const refusal =
-      rt.refuseTool(input.sessionID, { name: input.tool, effect: effectOf(input.tool) }) ?? rt.refuseWrite(input.sessionID, input.tool, writeTargets(input.tool, output.args))
+      rt.catalogue.refuse(rt.registry.get(input.sessionID).agent, { name: input.tool, effect: effectOf(input.tool) }) ??
+      refuseWrite({ projectDir: rt.projectDir, tasks: rt.state.tasks, own: rt.tasks.bySessionId(input.sessionID), tool: input.tool, targets: writeTargets(input.tool, output.args) })
     if (refusal) {
       void rt.toolLog.after({ callId: input.callID, sessionId: input.sessionID, agent: rt.registry.get(input.sessionID).agent, tool: input.tool, args: output.args, error: refusal })
       throw new Refusal(refusal)

@@ -23,7 +23,7 @@ export function compactNames(names: readonly string[]): string {
 /** Hands work to a background agent; returns the task id at once. */
 export function delegateTool(rt: Runtime) {
   return defineTool("delegate", {
-    description: `Run work in the background: returns a task id now, the result later as an [NSO] message. Agents: ${compactNames([...rt.agents().keys()])}`,
+    description: `Run work in the background: returns a task id now, the result later as an [NSO] message. Agents: ${compactNames([...rt.catalogue.delegatable().keys()])}`,
     args: {
       agent: z.string(),
       prompt: z.string(),
