@@ -3,7 +3,7 @@ import { parse as parseYaml } from "yaml"
 import { z } from "zod"
 import type { Deps } from "./deps.js"
 import { CONFIG_DIR } from "./paths.js"
-import { IntentRule } from "./router/intent.js"
+import { IntentRule } from "./protocol.js"
 
 /**
  * Every NSO option, with its default and unit, in one schema. `opencode.json` plugin options,

@@ -1,19 +1,5 @@
-import { z } from "zod"
-import { parse } from "../protocol.js"
+import { IntentRule, parse } from "../protocol.js"
 
-/** A user-message rule: any keyword (whole word, any case) or the regex suggests `agent`. */
-export const IntentRule = z
-  .object({
-    name: z.string().min(1),
-    agent: z.string().min(1),
-    keywords: z.array(z.string().min(1)).default([]),
-    /** A JavaScript regular expression, matched case-insensitively. */
-    pattern: z.string().optional(),
-  })
-  .refine((r) => r.keywords.length > 0 || r.pattern !== undefined, {
-    message: "a rule needs at least one keyword or a pattern",
-  })
-export type IntentRule = z.infer<typeof IntentRule>
 
 export interface IntentSuggestion {
   agent: string
