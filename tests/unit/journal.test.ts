@@ -38,14 +38,25 @@ describe("journal", () => {
 
   it("group-commits appends of one tick into one write", async () => {
     const dir = tempDir()
-    const { journal } = await open(dir)
     const spy = { writes: 0 }
-    const fd = (journal as unknown as { fd: { write: (...a: unknown[]) => Promise<unknown> } }).fd
-    const orig = fd.write.bind(fd)
-    fd.write = (...a: unknown[]) => {
-      spy.writes++
-      return orig(...a)
-    }
+    // Counts writes on descriptors opened for appending, without reaching into the journal.
+    const deps = fakeDeps({
+      fs: {
+        ...fs,
+        open: (async (...a: Parameters<typeof fs.open>) => {
+          const fh = await fs.open(...a)
+          if (a[1] === "a") {
+            const orig = fh.write.bind(fh) as (...w: unknown[]) => Promise<unknown>
+            ;(fh as unknown as { write: (...w: unknown[]) => Promise<unknown> }).write = (...w: unknown[]) => {
+              spy.writes++
+              return orig(...w)
+            }
+          }
+          return fh
+        }) as typeof fs.open,
+      },
+    })
+    const { journal } = await Journal.open(deps, collect, { dir, fsync: false })
     await Promise.all(Array.from({ length: 100 }, (_, i) => journal.append(ev(i))))
     expect(spy.writes).toBe(1)
     await journal.close()
