@@ -47,9 +47,11 @@ export class Compactor<S> {
     const { deps, dir } = this
     // Time first so files sort oldest first.
     const rotated = `journal.${String(deps.clock.now()).padStart(15, "0")}.${this.writer.id}.${String(++this.rotations).padStart(6, "0")}.compacting`
-    await deps.fs.rename(join(dir, LOG), join(dir, rotated))
-    await this.writer.reopen()
-    await this.tail.rotated(join(dir, rotated), this.writer.ino)
+    await this.tail.rotate(async () => {
+      await deps.fs.rename(join(dir, LOG), join(dir, rotated))
+      await this.writer.reopen()
+      return { rotated: join(dir, rotated), ino: this.writer.ino }
+    })
     const { state, covered, absorbed } = await this.fold()
     this.reducer.prune?.(state, deps.clock.now())
     const snap: Snapshot = { v: JOURNAL_VERSION, covered, absorbed, state: this.reducer.serialize(state), time: deps.clock.now() }

@@ -43,8 +43,6 @@ interface Def {
   options?: z.ZodType[]
   discriminator?: string
   unionFallback?: boolean
-  entries?: Record<string, string | number>
-  values?: unknown[]
 }
 
 const INT_RANGES: Record<string, [number, number]> = {
@@ -111,9 +109,10 @@ class Generator {
         return def.coerce ? "false" : `(typeof ${x} === "boolean")`
       case "literal":
       case "enum": {
-        const values = def.type === "literal" ? (def.values ?? []) : Object.values(def.entries ?? {})
-        if (!values.length || !values.every((v) => typeof v === "string" || typeof v === "number" || typeof v === "boolean"))
-          return "false"
+        // The set zod itself tests membership in (for an enum, the entries' values, not keys).
+        const values = [...((schema as unknown as { _zod: { values?: Set<unknown> } })._zod.values ?? [])]
+        const plain = (v: unknown) => typeof v === "string" || typeof v === "boolean" || (typeof v === "number" && Number.isFinite(v))
+        if (!values.length || !values.every(plain)) return "false"
         return `(${values.map((v) => `${x} === ${JSON.stringify(v)}`).join(" || ")})`
       }
       case "optional":

@@ -1,7 +1,7 @@
 import type { JournalRecord } from "../protocol.js"
 import { readLines } from "./lines.js"
 import { decodeRecord } from "./record.js"
-import type { JournalDeps } from "./types.js"
+import { isMissing, type JournalDeps } from "./types.js"
 
 /**
  * Follows the live log for records other processes (e.g. the CLI) append, so a running server
@@ -50,21 +50,30 @@ export class Tail {
         this.offset = 0
       }
       if (st.size > this.offset) {
-        const { records, consumed } = await readForeign(this.deps, this.path, this.offset, st.size, this.self)
-        this.offset += consumed
-        out.push(...records)
+        let read
+        try {
+          read = await readForeign(this.deps, this.path, this.offset, st.size, this.self)
+        } catch (err) {
+          // Renamed away by another process since the `stat`: its compaction folds those records.
+          if (isMissing(err)) return this.fresh(out)
+          throw err
+        }
+        this.offset += read.consumed
+        out.push(...read.records)
       }
       return this.fresh(out)
     })
   }
 
   /**
-   * This process renamed the live log to `rotated` and now writes to a new one (inode `ino`):
-   * keeps what others appended to the old file since the last read, which otherwise would only
-   * reach the snapshot, and follows the new log from its start.
+   * Runs `rotate`, which renames the live log away and starts a new one, with reads held: a read
+   * in between would take the new file for the one it follows and skip the rest of the old one.
+   * Then keeps what others appended to the old file since the last read, which otherwise would
+   * only reach the snapshot, and follows the new log from its start.
    */
-  rotated(rotated: string, ino: number): Promise<void> {
+  rotate(rotate: () => Promise<{ rotated: string; ino: number }>): Promise<void> {
     return this.exclusive(async () => {
+      const { rotated, ino } = await rotate()
       try {
         const st = await this.deps.fs.stat(rotated)
         if (st.ino === this.ino && st.size > this.offset)

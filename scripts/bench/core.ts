@@ -6,6 +6,7 @@ import PQueue from "p-queue"
 import { PriorityBuffer } from "../../plugin/buffer/buffer.js"
 import { createDeps } from "../../plugin/deps.js"
 import { Journal } from "../../plugin/journal/journal.js"
+import { encodeRecord } from "../../plugin/journal/record.js"
 import { nsoReducer } from "../../plugin/journal/state.js"
 import { PRIORITY_ORDER, type Envelope, type JournalEvent, type JournalRecord } from "../../plugin/protocol.js"
 import { classify, type IncomingMessage } from "../../plugin/router/classify.js"
@@ -147,14 +148,15 @@ export async function journalBench(): Promise<Row[]> {
     })
   }
 
-  // Replay of 1M records, written straight to a file (how they got there does not matter).
+  // Replay of 1M records, written straight to a file in the writer's line format (how they got
+  // there does not matter).
   const dir = await mkdtemp(join(tmpdir(), "nso-bench-"))
   const fh = await fs.open(join(dir, "journal.jsonl"), "w")
   let chunk: string[] = []
   let bytes = 0
   for (let i = 0; i < 1_000_000; i++) {
     const rec: JournalRecord = { v: 1, w: "w_bench", s: i + 1, t: 1_700_000_000_000 + i, e: event(i) }
-    const line = JSON.stringify(rec) + "\n"
+    const line = encodeRecord(rec)
     bytes += line.length
     chunk.push(line)
     if (chunk.length === 10_000) {

@@ -90,6 +90,39 @@ describe("journal", () => {
     expect(report.corrupt).toBe(2)
   })
 
+  it("skips and counts records that are JSON but not valid records, in the writer's own layout too", async () => {
+    const dir = tempDir()
+    const { journal } = await open(dir)
+    await journal.append(ev(1))
+    const bad = [
+      // Exactly the layout the writer produces, but the event breaks the schema.
+      '{"v":1,"w":"w_x","s":1,"t":1,"e":{"type":"session.initialized","sessionId":"ses_bad","root":"yes"}}',
+      '{"v":1,"w":"w_x","s":2,"t":1,"e":{"type":"task.updated","id":"not-a-task-id","patch":{}}}',
+      '{"v":1,"w":"w_x","s":3,"t":1.5,"e":{"type":"session.initialized","sessionId":"ses_bad","root":true}}',
+      '{"v":1,"w":"w_x","s":4,"t":1,"e":{"type":"no.such.event"}}',
+    ]
+    await fs.appendFile(join(dir, "journal.jsonl"), bad.join("\n") + "\n")
+    // Valid, though not in the writer's layout: still read.
+    await fs.appendFile(join(dir, "journal.jsonl"), '{"e":{"type":"session.initialized","sessionId":"ses_2","root":true},"t":1,"s":5,"w":"w_x","v":1}\n')
+    await journal.append(ev(3))
+    await journal.close()
+    const { state, report } = await open(dir)
+    expect(state).toEqual(["ses_1", "ses_2", "ses_3"])
+    expect(report.corrupt).toBe(4)
+  })
+
+  it("replays text in any script unchanged", async () => {
+    const dir = tempDir()
+    const deps = fakeDeps()
+    const { journal } = await Journal.open(deps, nsoReducer, { dir, fsync: false })
+    const texts = ["Grüße", "日本語", "🎉 done", "\u0000 and \n and \"quotes\""]
+    const envs = texts.map((text) => env({ text }))
+    for (const e of envs) await journal.append({ type: "message.buffered", envelope: e })
+    await journal.close()
+    const { state } = await Journal.open(deps, nsoReducer, { dir, fsync: false })
+    expect([...state.pending.values()].map((e) => e.text)).toEqual(texts)
+  })
+
   it("compacts past the size bound into a snapshot and replays the same state", async () => {
     const dir = tempDir()
     const { journal } = await open(dir, 4096)
@@ -224,6 +257,26 @@ describe("following other writers", () => {
   })
 })
 
+describe("following other writers while compacting", () => {
+  it("a read and a rotation at the same time hand out each record once", async () => {
+    const dir = tempDir()
+    const server = await open(dir)
+    const cli = await open(dir)
+    const seen: string[] = []
+    const take = async () => {
+      for (const r of await server.journal.readForeign()) seen.push((r.e as { sessionId: string }).sessionId)
+    }
+    for (let round = 0; round < 5; round++) {
+      for (let i = 0; i < 10; i++) await cli.journal.append(ev(round * 10 + i))
+      await Promise.all([take(), server.journal.compact(), take()])
+    }
+    await take()
+    expect(seen).toEqual(Array.from({ length: 50 }, (_, i) => `ses_${i}`))
+    await server.journal.close()
+    await cli.journal.close()
+  })
+})
+
 describe("snapshot bookkeeping", () => {
   it("forgets writers that have not written since the last compaction", async () => {
     const dir = tempDir()
@@ -246,6 +299,23 @@ describe("snapshot bookkeeping", () => {
 })
 
 describe("compaction while appends keep coming", () => {
+  it("records appended during a compaction are not mistaken for ones it folded", async () => {
+    const dir = tempDir()
+    const server = await open(dir)
+    const cli = await open(dir)
+    await cli.journal.append(ev(1))
+    // The server has written nothing yet; its first record waits while the compaction runs.
+    const compacted = server.journal.compact()
+    const appended = server.journal.append(ev(2))
+    await Promise.all([compacted, appended])
+    await server.journal.close()
+    await cli.journal.close()
+    const { state, report } = await open(dir)
+    expect(state).toEqual(["ses_1", "ses_2"])
+    expect(report.duplicates).toBe(0)
+  })
+
+
   it("an explicit compact during a busy pump neither deadlocks nor loses records", async () => {
     const dir = tempDir()
     const { journal } = await open(dir)
