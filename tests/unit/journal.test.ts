@@ -315,7 +315,6 @@ describe("compaction while appends keep coming", () => {
     expect(report.duplicates).toBe(0)
   })
 
-
   it("an explicit compact during a busy pump neither deadlocks nor loses records", async () => {
     const dir = tempDir()
     const { journal } = await open(dir)
