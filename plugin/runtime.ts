@@ -76,6 +76,7 @@ export class Runtime {
       write: (e) => this.write(e),
       post: (m) => this.outbox.post(m),
       agents: () => this.catalogue.delegatable(),
+      onInterrupted: (t, how) => this.interrupted(t, how),
       isolationHeader: renderIsolation,
       projectDir,
       stateDir: options.stateDir,
@@ -149,7 +150,7 @@ export class Runtime {
    */
   async startBackground(): Promise<void> {
     await this.deliverer.settle([...this.state.inDoubt.entries()], this.state.inDoubtEnvelopes)
-    await this.tasks.recover((t) => this.interrupted(t))
+    await this.tasks.recover()
     this.tasks.startSweep()
     if (this.options.tasks.reconcileMs > 0 && !this.activitySweep)
       this.activitySweep = this.deps.timers.setInterval(() => void this.repairActivity(), this.options.tasks.reconcileMs, { keepAlive: false })
@@ -167,17 +168,20 @@ export class Runtime {
     for (const id of stuck) if (!busy.has(id)) this.sessionBusy(id, false)
   }
 
-  /** A task a restart cut off, handled by the close policy. */
-  private async interrupted(t: Task): Promise<void> {
+  /**
+   * A task whose work was cut off, handled by the close policy: after a restart `persist`
+   * resumes it, `kill` cancels it, `ask` asks the user. A reply stopped while the server runs
+   * (the user's Esc in the child, or OpenCode on its way down) is never resumed on its own: the
+   * user is asked unless the policy is `kill`. One open question per task, however many restarts.
+   */
+  private async interrupted(t: Task, how: "restart" | "stopped"): Promise<void> {
     const policy = this.options.tasks.closePolicy
-    if (policy === "kill") {
-      await this.tasks.cancel(t.id, "interrupted by a restart (close policy: kill)")
-    } else if (policy === "persist") {
-      await this.tasks.resume(t.id)
-    } else {
-      await this.tasks.markInterrupted(t.id)
-      await this.questions.askForTask(t, `Task "${t.title}" (${t.agent}, ${t.id}) was interrupted by a server restart. Resume it or cancel it?`, ["resume", "cancel"])
-    }
+    if (policy === "kill") return void (await this.tasks.cancel(t.id, `interrupted by ${how === "restart" ? "a restart" : "a stop outside NSO"} (close policy: kill)`))
+    if (policy === "persist" && how === "restart") return this.tasks.resume(t.id)
+    await this.tasks.markInterrupted(t.id)
+    if (this.questions.open().some((q) => q.taskId === t.id && q.from === "nso")) return
+    const why = how === "restart" ? "was interrupted when OpenCode stopped or restarted" : "was stopped before it finished (its reply was aborted outside NSO)"
+    await this.questions.askForTask(t, `Task "${t.title}" (${t.agent}, ${t.id}) ${why}. Resume it or cancel it?`, ["resume", "cancel"])
   }
 
   /** Records another process (the CLI) appended: act on what concerns this server. */

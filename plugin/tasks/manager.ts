@@ -30,6 +30,12 @@ export interface TaskPorts {
   post(msg: Outgoing): Promise<Envelope>
   /** Known agents NSO may delegate to. */
   agents(): Map<string, AgentInfo>
+  /**
+   * A task's work was cut off without anyone cancelling it: by a restart, or by its reply being
+   * stopped outside NSO (quitting OpenCode aborts replies in flight). The task is on hold
+   * (`stalled`, not finished); the caller decides resume or cancel (the close policy).
+   */
+  onInterrupted(task: Task, how: "restart" | "stopped"): Promise<void>
   /** The isolation header text for a task (written into its context file). */
   isolationHeader(task: Task): string
   projectDir: string
@@ -281,6 +287,14 @@ export class TaskManager {
       const t = this.get(task.id)!
       if (!isLive(t.status) || t.status === "waiting_for_answer" || this.interrupted.has(t.id) || !last?.completed) return
       const v = verdict(last)
+      if (v.status === "cancelled") {
+        // NSO's own cancel finishes the task before it aborts the session, so an abort seen
+        // here came from elsewhere — most often OpenCode quitting. That is not the user
+        // cancelling the work: hold it and let the close policy decide.
+        await this.markInterrupted(t.id)
+        await this.ports.onInterrupted(this.get(t.id)!, "stopped")
+        return
+      }
       await this.finish(t.id, v.status, v)
     } finally {
       this.confirming.delete(task.id)
@@ -432,7 +446,7 @@ export class TaskManager {
    * After a restart: queued tasks start again; a task that was running finishes if its child
    * already did, otherwise it is handled by the close policy (`onInterrupted`).
    */
-  async recover(onInterrupted: (t: Task) => Promise<void>): Promise<void> {
+  async recover(): Promise<void> {
     for (const t of [...this.ports.state.tasks.values()]) {
       if (TERMINAL_TASK_STATUSES.has(t.status)) continue
       const last = t.sessionId && t.status !== "queued" ? await this.deps.host.lastAssistant(t.sessionId).catch(() => undefined) : undefined
@@ -454,7 +468,7 @@ export class TaskManager {
         case "interrupted":
           this.scopes.hold(t.id)
           this.interrupted.add(t.id)
-          await onInterrupted(t)
+          await this.ports.onInterrupted(t, "restart")
           break
       }
     }
@@ -475,7 +489,7 @@ export class TaskManager {
     this.watchdog.watch(id)
     await this.deps.host.prompt(t.sessionId, {
       agent: t.agent,
-      text: "[NSO · system] The server restarted while you were working on this task. Continue where you left off; your earlier messages are above.",
+      text: "[NSO · system] Your work on this task was interrupted (OpenCode stopped or restarted). Continue where you left off; your earlier messages are above.",
       delegates: this.ports.agents().get(t.agent)?.delegates ?? false,
       meta: { source: "system", from: "nso", kind: "status", ids: [id] },
     })
@@ -484,7 +498,8 @@ export class TaskManager {
   /** Holds an interrupted task until someone decides (close policy `ask`); it shows as stalled. */
   async markInterrupted(id: string): Promise<void> {
     this.interrupted.add(id)
-    await this.update(id, { status: "stalled" })
+    this.releaseSlot(id)
+    if (this.get(id)?.status !== "stalled") await this.update(id, { status: "stalled" })
   }
 
   /** Whether a restart cut this task off and nobody has decided yet. */

@@ -63,7 +63,7 @@ describe("kill -9 mid-task, then restart", () => {
       { when: { toolResult: "Started task" }, reply: { text: "Started the long job." }, times: 1 },
       // The first attempt never finishes: the server is killed while it runs.
       { when: { user: "the long job" }, reply: { text: "working…", delayMs: 60_000 }, times: 1 },
-      { when: { user: "The server restarted while you were working" }, reply: { text: "Long job finished after the restart." }, times: 1 },
+      { when: { user: "Your work on this task was interrupted" }, reply: { text: "Long job finished after the restart." }, times: 1 },
       { when: { user: "Long job finished after the restart." }, reply: { text: "The long job is done." } },
     ])
     const root = (await first.client.session.create({ body: { title: "crash" } })).data!.id
@@ -95,9 +95,9 @@ describe("kill -9 mid-task, then restart", () => {
       { when: { user: "another long job" }, reply: { toolCalls: [{ name: "delegate", args: { agent: "builder", prompt: "the other long job", title: "other" } }] }, times: 1 },
       { when: { toolResult: "Started task" }, reply: { text: "Started." }, times: 1 },
       { when: { user: "the other long job" }, reply: { text: "working…", delayMs: 60_000 }, times: 1 },
-      { when: { userMatch: "question (q_\\w+)\\][\\s\\S]*interrupted by a server restart" }, reply: { toolCalls: [{ name: "answer", args: { question_id: "$1", answer: "resume" } }] }, times: 1 },
+      { when: { userMatch: "question (q_\\w+)\\][\\s\\S]*was interrupted when OpenCode stopped or restarted" }, reply: { toolCalls: [{ name: "answer", args: { question_id: "$1", answer: "resume" } }] }, times: 1 },
       { when: { toolResult: "handled by NSO" }, reply: { text: "Resumed it." }, times: 1 },
-      { when: { user: "The server restarted while you were working" }, reply: { text: "Other job done." }, times: 1 },
+      { when: { user: "Your work on this task was interrupted" }, reply: { text: "Other job done." }, times: 1 },
     ])
     const root = (await first.client.session.create({ body: { title: "ask" } })).data!.id
     await first.client.session.prompt({ path: { id: root }, body: { agent: "oracle", parts: [{ type: "text", text: "another long job" }] } })
@@ -105,10 +105,10 @@ describe("kill -9 mid-task, then restart", () => {
     await first.kill()
     second = await start({ nso, projectDir: first.projectDir, homeDir: first.homeDir })
     await second.client.session.list()
-    const asked = await model.waitFor((r) => r.lastUser.includes("interrupted by a server restart"))
+    const asked = await model.waitFor((r) => r.lastUser.includes("was interrupted when OpenCode stopped or restarted"))
     expect(asked.lastUser).toMatch(/\[NSO · nso · task tsk_\w+ · question q_\w+\]/)
     expect(asked.lastUser).toContain("Options: resume | cancel")
-    await model.waitFor((r) => r.lastUser.includes("The server restarted while you were working"))
+    await model.waitFor((r) => r.lastUser.includes("Your work on this task was interrupted"))
     await until(async () => (await transcript(second!.client, root)).some((m) => m.text.includes("Other job done.")), "the result")
   }, LIMITS.ownServersTestMs)
 })
@@ -152,5 +152,83 @@ describe("kill -9 with a result still in the buffer", () => {
     await allIdle(second!.client, "idle")
     const msgs = await transcript(second.client, root)
     expect(msgs.filter((m) => m.text.includes("Quick job result: 42.") && m.nso)).toHaveLength(1)
+  }, LIMITS.ownServersTestMs)
+})
+
+/**
+ * Quitting the TUI with /exit disposes the OpenCode instance before the process ends: OpenCode
+ * marks the reply in flight aborted. That must not read as the user cancelling the work, under
+ * any close policy, even when the answer comes long after the restart (after sweeps ran).
+ */
+describe("quitting OpenCode (/exit) with a task running, then starting again", () => {
+  async function quitWithRunningTask(policy: "ask" | "persist" | "kill", quit: "exit" | "kill -9") {
+    const { model, start } = ownServers()
+    // A fast reconciliation sweep, so a wrong reading of the aborted reply would show at once.
+    const nso = { buffer: { pauseMs: 200 }, init: { sweepDelayMs: 50 }, tasks: { closePolicy: policy, reconcileMs: 300 } }
+    const first = await start({ nso })
+    model.script([
+      { when: { user: "long job please" }, reply: { toolCalls: [{ name: "delegate", args: { agent: "builder", prompt: "the long job", title: "long" } }] }, times: 1 },
+      { when: { toolResult: "Started task" }, reply: { text: "Started." }, times: 1 },
+      { when: { user: "the long job" }, reply: { text: "working…", delayMs: 60_000 }, times: 1 },
+      { when: { user: "Your work on this task was interrupted" }, reply: { text: "Long job finished after all." }, times: 1 },
+      { when: { user: "Long job finished after all." }, reply: { text: "The long job is done." } },
+    ])
+    const root = (await first.client.session.create({ body: { title: "quit" } })).data!.id
+    await first.client.session.prompt({ path: { id: root }, body: { agent: "oracle", parts: [{ type: "text", text: "long job please" }] } })
+    await model.waitFor((r) => r.lastUser.includes("the long job") && !r.lastToolResult, { what: "the builder's first model call" })
+    if (quit === "exit") {
+      // What /exit does: the instance is disposed (replies in flight are aborted), then the process ends.
+      await first.client.instance.dispose()
+      await first.stop()
+    } else await first.kill()
+    const second = await start({ nso, projectDir: first.projectDir, homeDir: first.homeDir })
+    await second.client.session.list() // starts the project and NSO
+    const journal = () => readJsonl(join(first.projectDir, ".opencode/nso/journal.jsonl")) as Rec[]
+    const taskId = (journal().find((r) => r.e.type === "task.created")!.e.task as { id: string }).id
+    const statuses = () => journal().filter((r) => r.e.type === "task.updated" && r.e.id === taskId && (r.e.patch as { status?: string }).status).map((r) => (r.e.patch as { status: string }).status)
+    return { model, second, root, taskId, statuses }
+  }
+
+  it("ask: the question waits through several sweeps, a late 'no problem, resume' resumes it, and the result is delivered once", async () => {
+    const { model, second, root, taskId, statuses } = await quitWithRunningTask("ask", "exit")
+    const asked = await model.waitFor((r) => r.lastUser.includes("was interrupted when OpenCode stopped or restarted"), { what: "the Oracle asked resume or cancel" })
+    const qid = /question (q_\w+)\]/.exec(asked.lastUser)![1]!
+    // Several sweeps later the task is still on hold, not cancelled.
+    const sweepsLater = Date.now() + 2_000
+    await until(() => Date.now() > sweepsLater, "two seconds of reconciliation sweeps")
+    expect(statuses()).not.toContain("cancelled")
+    expect(statuses().at(-1)).toBe("stalled")
+    await second.client.session.command({ path: { id: root }, body: { command: "answer", arguments: `${qid} no problem, resume` } })
+    await model.waitFor((r) => r.lastUser.includes("Your work on this task was interrupted"), { what: "the builder told to continue" })
+    await until(() => statuses().includes("completed"), "the task completed", { saw: () => statuses().join(" → ") })
+    const delivered = async () => (await transcript(second.client, root)).filter((m) => m.nso && m.text.includes("Long job finished after all."))
+    await until(async () => (await delivered()).length > 0, "the result in the Oracle's session")
+    await allIdle(second.client)
+    expect(await delivered()).toHaveLength(1)
+    expect(statuses().filter((s) => s === "completed")).toHaveLength(1)
+    expect(taskId).toMatch(/^tsk_/)
+  }, LIMITS.ownServersTestMs)
+
+  it("persist: the task resumes by itself and its result is delivered once", async () => {
+    const { model, second, root, statuses } = await quitWithRunningTask("persist", "exit")
+    await model.waitFor((r) => r.lastUser.includes("Your work on this task was interrupted"), { what: "the builder told to continue" })
+    await until(() => statuses().includes("completed"), "the task completed", { saw: () => statuses().join(" → ") })
+    const delivered = async () => (await transcript(second.client, root)).filter((m) => m.nso && m.text.includes("Long job finished after all."))
+    await until(async () => (await delivered()).length > 0, "the result in the Oracle's session")
+    await allIdle(second.client)
+    expect(await delivered()).toHaveLength(1)
+    expect(statuses()).not.toContain("cancelled")
+  }, LIMITS.ownServersTestMs)
+
+  it.each(["exit", "kill -9"] as const)("kill (%s): the task is cancelled after the restart and the Oracle is told why", async (quit) => {
+    const { model, second, root, statuses } = await quitWithRunningTask("kill", quit)
+    // A status, not a question: stored in the Oracle's session without a model turn, and toasted.
+    const told = await until(
+      async () => (await transcript(second.client, root)).find((m) => m.nso && m.text.includes("was cancelled: interrupted by a restart (close policy: kill)")),
+      "the cancellation in the Oracle's session",
+    )
+    expect(told.text).toMatch(/\[NSO · nso · task tsk_\w+ · status\]/)
+    expect(statuses().filter((s) => s === "cancelled")).toHaveLength(1)
+    expect(model.requests.some((r) => r.lastUser.includes("Your work on this task was interrupted"))).toBe(false)
   }, LIMITS.ownServersTestMs)
 })

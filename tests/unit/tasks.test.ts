@@ -262,6 +262,25 @@ describe("tasks", () => {
     await rt.dispose()
   })
 
+  it("a reply stopped outside NSO (quitting OpenCode, Esc in the child) holds the task and asks; it is not a cancellation", async () => {
+    const { rt, deps, host } = await setup()
+    const t = await rt.tasks.delegate({ parentSessionId: "ses_root", agent: "builder", prompt: "x", title: "job" })
+    await flush()
+    host.outcomes.set("ses_child1", { completed: true, text: "", createdAt: deps.time.now, error: { name: "MessageAbortedError", message: "aborted", aborted: true } })
+    await rt.tasks.onIdle("ses_child1")
+    await rt.tasks.onIdle("ses_child1")
+    await flush()
+    expect(rt.tasks.get(t.id)!.status).toBe("stalled")
+    const open = rt.questions.open()
+    expect(open).toHaveLength(1)
+    expect(open[0]).toMatchObject({ from: "nso", taskId: t.id, options: ["resume", "cancel"] })
+    expect(open[0]!.text).toContain("was stopped before it finished")
+    await rt.questions.answer(open[0]!.id, "resume", "user")
+    expect(rt.tasks.get(t.id)!.status).toBe("running")
+    expect(host.prompts.at(-1)!.text).toContain("Your work on this task was interrupted")
+    await rt.dispose()
+  })
+
   it("a child that ends in an error fails the task and tells the parent (high)", async () => {
     const { rt, deps, host } = await setup()
     const t = await rt.tasks.delegate({ parentSessionId: "ses_root", agent: "builder", prompt: "x" })
@@ -399,14 +418,14 @@ describe("restart", () => {
     expect(rt.tasks.get(t.id)!.status).toBe("stalled")
     await rt.questions.answer(rt.questions.open()[0]!.id, "resume", "user")
     expect(rt.tasks.get(t.id)!.status).toBe("running")
-    expect(host.prompts.at(-1)!.text).toContain("The server restarted while you were working")
+    expect(host.prompts.at(-1)!.text).toContain("Your work on this task was interrupted")
     await rt.dispose()
   })
 
   it("persist resumes the agent; kill cancels and says so", async () => {
     const p = await crashWithRunningTask("persist")
     expect(p.rt.tasks.get(p.t.id)!.status).toBe("running")
-    expect(p.host.prompts.at(-1)!.text).toContain("The server restarted while you were working")
+    expect(p.host.prompts.at(-1)!.text).toContain("Your work on this task was interrupted")
     await p.rt.dispose()
     const k = await crashWithRunningTask("kill")
     expect(k.rt.tasks.get(k.t.id)!.status).toBe("cancelled")
