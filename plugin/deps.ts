@@ -111,8 +111,11 @@ export interface Logger {
   log(level: LogLevel, message: string, extra?: Record<string, unknown>): void
 }
 
-// Lower-case alphanumerics only: ids end up in headers a model has to copy back verbatim.
-const idBody = customAlphabet("0123456789abcdefghijklmnopqrstuvwxyz", 14)
+// Lower-case alphanumerics only: ids end up in headers a model has to copy back verbatim. The
+// first character is a letter: markdown renderers (OpenCode's TUI among them) drop the
+// underscore of `q_5a1…` but not of `q_a51…`, and a garbled id cannot be copied back.
+const idHead = customAlphabet("abcdefghijklmnopqrstuvwxyz", 1)
+const idBody = customAlphabet("0123456789abcdefghijklmnopqrstuvwxyz", 13)
 
 export const systemClock: Clock = { now: () => Date.now(), monotonic: () => performance.now() }
 
@@ -130,7 +133,7 @@ export const systemTimers: Timers = {
   clearInterval: (h) => clearInterval(h as NodeJS.Timeout),
 }
 
-export const randomIds: Ids = { id: (prefix) => `${prefix}_${idBody()}` }
+export const randomIds: Ids = { id: (prefix) => `${prefix}_${idHead()}${idBody()}` }
 
 export const silentLogger: Logger = { log: () => {} }
 

@@ -32,13 +32,13 @@ export const NsoPlugin: Plugin = async (input, pluginOptions) => {
   const log = fileLogger(join(projectDir, options.stateDir, "nso.log"), options.logLevel)
   const deps: Deps = createDeps({ host, log })
   if (problems.length) {
-    for (const p of problems) log.log("error", `invalid NSO options, this layer is ignored: ${p}`)
+    for (const p of problems) log.log("error", `invalid NSO option, this setting is ignored: ${p}`)
     void host.toast(`NSO options: ${problems[0]}${problems.length > 1 ? ` (+${problems.length - 1} more)` : ""}`, "error").catch(() => {})
   }
 
   let rt: Runtime
   try {
-    rt = await Runtime.start(deps, projectDir, options)
+    rt = await Runtime.start(deps, projectDir, options, problems)
   } catch (err) {
     // NSO off, OpenCode on: a broken state folder must never take the server down.
     log.log("error", "NSO could not start; it is disabled for this server", { error: String(err) })

@@ -126,7 +126,7 @@ export interface OptionsLayer {
 
 export interface LoadedOptions {
   options: Options
-  /** One line per rejected layer: origin, field path, problem. Rejected layers are ignored. */
+  /** One line per rejected setting: origin, field path, problem. Only that setting is ignored. */
   problems: string[]
 }
 
@@ -142,13 +142,27 @@ export function mergeLayers(a: unknown, b: unknown): unknown {
   return out
 }
 
-function problemsOf(error: z.ZodError, origin: string): string[] {
-  return error.issues.map((i) => `${origin}: ${i.path.length ? i.path.join(".") : "(root)"}: ${i.message}`)
+/** Removes the setting at `path` from a layer; returns whether anything was there to remove. */
+function dropAt(layer: Record<string, unknown>, path: readonly PropertyKey[]): boolean {
+  let cur: unknown = layer
+  for (let i = 0; i < path.length - 1; i++) {
+    if (!isPlainObject(cur) && !Array.isArray(cur)) return false
+    cur = (cur as Record<PropertyKey, unknown>)[path[i] as string]
+  }
+  const last = path[path.length - 1] as string
+  if (Array.isArray(cur)) {
+    // An array is one setting (arrays replace, not merge): drop the whole array.
+    return dropAt(layer, path.slice(0, -1))
+  }
+  if (!isPlainObject(cur) || !(last in cur)) return false
+  delete cur[last]
+  return true
 }
 
 /**
- * Merges the layers in order. A layer that makes the options invalid is left out and reported,
- * so one bad file never takes NSO down; the others still apply.
+ * Merges the layers in order. A setting that makes the options invalid is dropped from its
+ * layer and reported (file, field, problem, what to do); every other setting of that layer, and
+ * every other layer, still applies. One typo never takes the rest of the options with it.
  */
 export function resolveOptions(layers: readonly OptionsLayer[]): LoadedOptions {
   const problems: string[] = []
@@ -159,10 +173,32 @@ export function resolveOptions(layers: readonly OptionsLayer[]): LoadedOptions {
       problems.push(`${layer.origin}: (root): expected an object of NSO options, got ${Array.isArray(layer.value) ? "an array" : typeof layer.value}`)
       continue
     }
-    const next = mergeLayers(merged, layer.value)
-    const r = Options.safeParse(next)
-    if (r.success) merged = next
-    else problems.push(...problemsOf(r.error, layer.origin))
+    const own = structuredClone(layer.value)
+    // Each round drops at least one setting, so this ends; the bound is a guard.
+    for (let round = 0; round < 100; round++) {
+      const next = mergeLayers(merged, own)
+      const r = Options.safeParse(next)
+      if (r.success) {
+        merged = next
+        break
+      }
+      let dropped = false
+      for (const issue of r.error.issues) {
+        const keys = issue.code === "unrecognized_keys" ? issue.keys.map((k) => [...issue.path, k]) : [issue.path]
+        for (const path of keys) {
+          const where = path.length ? path.join(".") : "(root)"
+          if (path.length && dropAt(own, path)) {
+            dropped = true
+            problems.push(`${layer.origin}: ${where}: ${issue.code === "unrecognized_keys" ? "not an NSO option (check the spelling)" : issue.message}`)
+          }
+        }
+      }
+      if (!dropped) {
+        // Nothing in this layer to blame for the issue: leave the whole layer out.
+        problems.push(...r.error.issues.map((i) => `${layer.origin}: ${i.path.length ? i.path.join(".") : "(root)"}: ${i.message} (the whole layer is ignored)`))
+        break
+      }
+    }
   }
   return { options: Options.parse(merged), problems }
 }
@@ -184,7 +220,7 @@ export async function loadOptions(deps: Pick<Deps, "fs">, projectDir: string, in
     try {
       return { origin: path, value: parseYaml(text) ?? undefined }
     } catch (err) {
-      problems.push(`${path}: (file): not valid YAML: ${(err as Error).message.split("\n")[0]}`)
+      problems.push(`${path}: ${yamlProblem(err, text)}`)
       return { origin: path, value: undefined }
     }
   }
@@ -195,4 +231,17 @@ export async function loadOptions(deps: Pick<Deps, "fs">, projectDir: string, in
     { origin: "opencode.json plugin options", value: hasInline ? inline : undefined },
   ])
   return { options: r.options, problems: [...problems, ...r.problems] }
+}
+
+/** A YAML error as a person can act on it: where, what is wrong, and the line as written. */
+export function yamlProblem(err: unknown, text: string): string {
+  const e = err as { message?: string; linePos?: { line: number; col: number }[] }
+  const pos = e.linePos?.[0]
+  const what = (e.message ?? String(err)).split("\n")[0]!.replace(/ at line \d+, column \d+:?$/, "")
+  if (!pos) return `(file): not valid YAML: ${what}`
+  // The parser often notices a problem at the start of the next line: show the last line written.
+  const lines = text.split(/\r?\n/)
+  let n = pos.line
+  while (n > 1 && !(lines[n - 1] ?? "").trim()) n--
+  return `line ${n}: not valid YAML: ${what}. The line reads: ${JSON.stringify((lines[n - 1] ?? "").trim().slice(0, 120))}`
 }

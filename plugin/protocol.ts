@@ -132,7 +132,8 @@ export const Task = z.object({
 })
 export type Task = z.infer<typeof Task>
 
-export const QuestionStatus = z.enum(["open", "answered"])
+/** `closed`: nobody can receive an answer any more (its task ended, or it was found orphaned). */
+export const QuestionStatus = z.enum(["open", "answered", "closed"])
 export type QuestionStatus = z.infer<typeof QuestionStatus>
 
 export const Question = z.object({
@@ -152,6 +153,8 @@ export const Question = z.object({
   answer: z.string().optional(),
   answeredBy: z.string().optional(),
   answeredAt: z.number().int().optional(),
+  /** Why it was closed unanswered. */
+  closedReason: z.string().optional(),
 })
 export type Question = z.infer<typeof Question>
 
@@ -189,6 +192,7 @@ export const JournalEvent = z.discriminatedUnion("type", [
   event("question.asked", { question: Question }),
   event("question.timed_out", { id: QuestionId }),
   event("question.answered", { id: QuestionId, answer: z.string(), by: z.string() }),
+  event("question.closed", { id: QuestionId, reason: z.string() }),
   /** Written by another process (the CLI); the server acts on it. */
   event("task.cancel_requested", { id: TaskId, by: z.string() }),
   /** Legacy: read from older journals and ignored. Tags are written to messages.jsonl now. */

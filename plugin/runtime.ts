@@ -15,6 +15,7 @@ import { createIntentMonitor } from "./router/intent.js"
 import { Outbox } from "./router/outbox.js"
 import { SessionCloser } from "./session/close.js"
 import { SessionInit } from "./session/init.js"
+import { Notices } from "./session/notices.js"
 import { PromptAdditions } from "./session/prompt.js"
 import { SessionRegistry } from "./session/registry.js"
 import { TaskManager } from "./tasks/manager.js"
@@ -39,6 +40,8 @@ export class Runtime {
   readonly prompt: PromptAdditions
   readonly closer: SessionCloser
   readonly toolLog: ToolLog
+  /** Problems to put in front of the user (bad options, profiles left out, orphaned questions). */
+  readonly notices = new Notices()
   /** How each message was tagged (source, sender): `.opencode/nso/messages.jsonl`. */
   readonly tags: JsonlLog
   /** When this runtime started (ms since epoch). */
@@ -103,7 +106,7 @@ export class Runtime {
     })
     this.toolLog = new ToolLog(deps, ToolLog.at(projectDir, options.stateDir))
     this.tags = new JsonlLog(deps, join(projectDir, options.stateDir, "messages.jsonl"))
-    this.inbound = new Inbound(deps, this.registry, this.init, createIntentMonitor(options.router.intents), this.tags)
+    this.inbound = new Inbound(deps, this.registry, this.init, createIntentMonitor(options.router.intents), this.tags, (sid) => this.showNotices(sid))
     this.prompt = new PromptAdditions({
       init: this.init,
       registry: this.registry,
@@ -124,7 +127,8 @@ export class Runtime {
     )
   }
 
-  static async start(deps: Deps, projectDir: string, options: Options): Promise<Runtime> {
+  /** `problems`: what was wrong with the options (each already dropped), for the user to see. */
+  static async start(deps: Deps, projectDir: string, options: Options, problems: readonly string[] = []): Promise<Runtime> {
     const dir = join(projectDir, options.stateDir)
     const { journal, state, report } = await Journal.open(deps, nsoReducer, {
       dir,
@@ -141,6 +145,9 @@ export class Runtime {
     const catalogue = new AgentCatalogue(deps, projectDir, options.models, loaded, templates)
     const rt = new Runtime(deps, projectDir, options, journal, state, report, catalogue, templates)
     rt.deliverer.load(state.pending.values())
+    for (const p of problems) rt.notices.add(`NSO options: ${p} — that setting is ignored; fix it in the file named.`)
+    for (const p of loaded.problems) rt.notices.add(`NSO agent profiles: ${p} — that definition is left out.`)
+    if (report.corrupt) rt.notices.add(`NSO's journal had ${report.corrupt} damaged line(s); they were skipped (see .opencode/nso/nso.log).`)
     return rt
   }
 
@@ -151,6 +158,8 @@ export class Runtime {
   async startBackground(): Promise<void> {
     await this.deliverer.settle([...this.state.inDoubt.entries()], this.state.inDoubtEnvelopes)
     await this.tasks.recover()
+    for (const q of await this.questions.closeOrphans())
+      this.notices.add(`Question ${q.id} (${q.from}: "${q.text.slice(0, 80)}") was closed: ${q.closedReason}. An answer to it could reach nobody.`)
     this.tasks.startSweep()
     if (this.options.tasks.reconcileMs > 0 && !this.activitySweep)
       this.activitySweep = this.deps.timers.setInterval(() => void this.repairActivity(), this.options.tasks.reconcileMs, { keepAlive: false })
@@ -182,6 +191,12 @@ export class Runtime {
     if (this.questions.open().some((q) => q.taskId === t.id && q.from === "nso")) return
     const why = how === "restart" ? "was interrupted when OpenCode stopped or restarted" : "was stopped before it finished (its reply was aborted outside NSO)"
     await this.questions.askForTask(t, `Task "${t.title}" (${t.agent}, ${t.id}) ${why}. Resume it or cancel it?`, ["resume", "cancel"])
+  }
+
+  /** Puts the notices this session has not seen in front of the user, once, without a model turn. */
+  private showNotices(sessionId: string): void {
+    for (const text of this.notices.unseen(sessionId))
+      void this.outbox.post({ source: "system", from: "nso", to: "user", kind: "status", sessionId, text }).catch((err) => this.deps.log.log("warn", "could not post a notice", { error: String(err) }))
   }
 
   /** Records another process (the CLI) appended: act on what concerns this server. */

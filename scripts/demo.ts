@@ -30,7 +30,7 @@ model.script([
   { when: { userMatch: "question (q_\\w+)\\]" }, reply: { text: "The Builder asks: where should login sessions be stored — Postgres or Redis?" }, times: 1 },
   // The user answers; the Oracle passes it back with the id from the header.
   { when: { user: "Postgres", anyMatch: "question (q_\\w+)\\]" }, reply: { toolCalls: [{ name: "answer", args: { question_id: "$1", answer: "Postgres" } }] }, times: 1 },
-  { when: { toolResult: "recorded and sent" }, reply: { text: "Passed on: Postgres." }, times: 1 },
+  { when: { toolResult: "recorded: passed to the waiting agent" }, reply: { text: "Passed on: Postgres." }, times: 1 },
   { when: { toolResult: "The user answered: Postgres" }, reply: { text: "Login page built: form with validation, sessions stored in Postgres, 12 tests passing." }, times: 1 },
   { when: { user: "Login page built" }, reply: { text: "The Builder is done: the login page is built, sessions live in Postgres, 12 tests pass." }, times: 1 },
 ])

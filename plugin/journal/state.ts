@@ -116,11 +116,19 @@ export function applyRecord(state: LiveState, rec: JournalRecord): LiveState {
     }
     case "question.answered": {
       const q = state.questions.get(e.id)
-      if (q && q.status !== "answered") {
+      if (q && q.status === "open") {
         q.status = "answered"
         q.answer = e.answer
         q.answeredBy = e.by
         q.answeredAt = rec.t
+      }
+      break
+    }
+    case "question.closed": {
+      const q = state.questions.get(e.id)
+      if (q && q.status === "open") {
+        q.status = "closed"
+        q.closedReason = e.reason
       }
       break
     }
@@ -157,7 +165,7 @@ export function pruneFinished(state: LiveState, now: number, retainMs = RETAIN_F
     if (!TERMINAL_TASK_STATUSES.has(t.status) || now - t.updatedAt < retainMs) continue
     state.tasks.delete(id)
     n++
-    for (const [qid, q] of state.questions) if (q.taskId === id && q.status === "answered") state.questions.delete(qid)
+    for (const [qid, q] of state.questions) if (q.taskId === id && q.status !== "open") state.questions.delete(qid)
   }
   return n
 }

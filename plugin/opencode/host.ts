@@ -21,7 +21,9 @@ export function opencodeHost(client: Client, directory: string): Host {
         body: {
           ...(m.agent ? { agent: m.agent } : {}),
           noReply: m.noReply,
-          parts: [{ type: "text", text: m.text, synthetic: true, metadata: { nso: m.meta } }],
+          // Not synthetic: OpenCode's TUI hides synthetic parts, and the user must see what NSO
+          // delivered. The metadata still tags it (agent or system, never the user).
+          parts: [{ type: "text", text: m.text, metadata: { nso: m.meta } }],
         },
       })
       if (r.error) throw new Error(`OpenCode refused the injection into ${sessionId}: ${JSON.stringify(r.error).slice(0, 300)}`)

@@ -1,6 +1,7 @@
 import type { Deps, TimerHandle } from "../deps.js"
 import type { LiveState } from "../journal/state.js"
-import { IdPrefix, type Envelope, type JournalEvent, type Question, type Task } from "../protocol.js"
+import { IdPrefix, TERMINAL_TASK_STATUSES, type Envelope, type JournalEvent, type Question, type Task } from "../protocol.js"
+import { findQuestion } from "./lookup.js"
 import type { Outgoing } from "../router/outbox.js"
 import { TaskError, type TaskManager } from "../tasks/manager.js"
 import { chooseOption, type Choice, type Synonyms } from "./choice.js"
@@ -28,6 +29,9 @@ export interface AskInput {
   options?: string[]
   timeoutMs?: number
 }
+
+/** What became of an answer, as a phrase that completes "The answer was …". */
+export type Delivered = "passed to the waiting agent" | "sent to the agent's session (it had stopped waiting)" | "acted on by NSO" | "recorded, but its task had already ended"
 
 export type AskOutcome = { kind: "answered"; answer: string; by: string } | { kind: "timeout"; waitedMs: number } | { kind: "cancelled" }
 
@@ -58,10 +62,46 @@ export class QuestionManager {
     private readonly defaultTimeoutMs: number,
     private readonly ports: QuestionPorts,
   ) {
+    // A question whose task ended has nobody left to receive its answer: close it, so it is
+    // not re-asked after a restart and an answer to it is refused instead of lost.
     ports.tasks.onEnded((t) => {
-      if (t.status !== "cancelled") return
-      for (const q of this.ports.state.questions.values()) if (q.taskId === t.id) this.release(q.id, { kind: "cancelled" })
+      for (const q of this.ports.state.questions.values()) {
+        if (q.taskId !== t.id || q.status !== "open") continue
+        this.release(q.id, { kind: "cancelled" })
+        void this.close(q.id, `its task ${t.id} ended ${t.status}`).catch((err) => this.deps.log.log("warn", "could not close a question", { id: q.id, error: String(err) }))
+      }
     })
+  }
+
+  /** Closes an open question nobody can answer any more, and drops it from the buffer. */
+  async close(id: string, reason: string): Promise<void> {
+    const q = this.get(id)
+    if (!q || q.status !== "open") return
+    await this.ports.write({ type: "question.closed", id, reason })
+    if (q.taskId && this.ports.tasks.get(q.taskId)) await this.ports.withdraw(this.ports.inboxOf(q.taskId), id).catch(() => {})
+  }
+
+  /**
+   * After a replay: open questions whose task is unknown (a lost or corrupt record) or already
+   * ended can never be answered. Closes them and returns them, for the user to be told by id.
+   */
+  async closeOrphans(): Promise<Question[]> {
+    const out: Question[] = []
+    for (const q of this.open()) {
+      const task = q.taskId ? this.ports.tasks.get(q.taskId) : undefined
+      const reason = !task ? `its task ${q.taskId ?? "(none)"} is unknown (a lost or damaged journal record)` : TERMINAL_TASK_STATUSES.has(task.status) ? `its task ${task.id} ended ${task.status}` : undefined
+      if (!reason) continue
+      await this.close(q.id, reason)
+      out.push(this.get(q.id)!)
+    }
+    return out
+  }
+
+  /** The question a person means by a typed id (exact, without its underscore, or a prefix). */
+  find(typed: string): Question {
+    const r = findQuestion(this.ports.state.questions.values(), typed)
+    if ("error" in r) throw new TaskError(r.error)
+    return r.question
   }
 
   get(id: string): Question | undefined {
@@ -73,7 +113,8 @@ export class QuestionManager {
   }
 
   /** Asks on behalf of a background task's session; resolves with the outcome. */
-  async ask(input: AskInput, signal?: AbortSignal): Promise<{ question: Question; outcome: AskOutcome }> {
+  /** `onAsked` runs once the question is recorded (to show its id while the call waits). */
+  async ask(input: AskInput, signal?: AbortSignal, onAsked?: (q: Question) => void): Promise<{ question: Question; outcome: AskOutcome }> {
     const task = this.ports.tasks.bySessionId(input.sessionId)
     if (!task) throw new TaskError("ask_user is for background tasks started with delegate; in this session, ask the user directly.")
     const question: Question = {
@@ -88,6 +129,7 @@ export class QuestionManager {
       status: "open",
     }
     await this.ports.write({ type: "question.asked", question })
+    onAsked?.(question)
     // Waiting for the user gives the task's model slot back.
     await this.ports.tasks.setWaiting(task.id, true)
     const outcome = new Promise<AskOutcome>((resolve) => {
@@ -160,13 +202,16 @@ export class QuestionManager {
    * Records an answer and gets it to the asker: the waiting call if there is one, otherwise the
    * agent's session as a message. Returns how it was delivered.
    */
-  async answer(id: string, answer: string, by: string): Promise<{ question: Question; delivered: "to the waiting agent" | "to the agent's session" | "handled by NSO" | "task already ended" }> {
-    const q = this.get(id)
-    if (!q) {
-      const open = this.open()
-      throw new TaskError(`No question "${id}". ${open.length ? `Open questions: ${open.map((x) => `${x.id} (${x.from}: ${x.text.slice(0, 60)})`).join("; ")}.` : "There are no open questions."}`)
-    }
+  async answer(typed: string, answer: string, by: string): Promise<{ question: Question; delivered: Delivered }> {
+    const q = this.find(typed)
+    const id = q.id
     if (q.status === "answered" || this.routed.has(id)) throw new TaskError(`Question ${id} was already answered (by ${q.answeredBy}: "${q.answer}"). Nothing to do.`)
+    if (q.status === "closed") throw new TaskError(`Question ${id} is closed: ${q.closedReason ?? "nobody is waiting for it"}. Nobody can receive an answer; nothing was recorded.`)
+    const task = q.taskId ? this.ports.tasks.get(q.taskId) : undefined
+    if (!task || TERMINAL_TASK_STATUSES.has(task.status)) {
+      await this.close(id, task ? `its task ${task.id} ended ${task.status}` : `its task ${q.taskId ?? "(none)"} is unknown`)
+      throw new TaskError(`Question ${id} can no longer be answered: ${this.get(id)?.closedReason}. Nothing was recorded.`)
+    }
     if (!answer.trim()) throw new TaskError("The answer is empty: pass the user's answer as text.")
     // NSO acts on its own questions itself, so it must understand the answer before accepting it.
     if (q.from === "nso" && q.options.length && !chooseOption(answer, q.options, NSO_SYNONYMS).ok)
@@ -184,17 +229,18 @@ export class QuestionManager {
     await this.route(id, q.answer, q.answeredBy ?? "user")
   }
 
-  private async route(id: string, answer: string, by: string): Promise<"to the waiting agent" | "to the agent's session" | "handled by NSO" | "task already ended"> {
+  private async route(id: string, answer: string, by: string): Promise<Delivered> {
     const q = this.get(id)!
     if (q.taskId && this.ports.tasks.get(q.taskId)) await this.ports.withdraw(this.ports.inboxOf(q.taskId), id).catch(() => {})
     if (q.from === "nso") {
       if (q.taskId) await this.onNsoAnswer(q, answer)
-      return "handled by NSO"
+      return "acted on by NSO"
     }
     // The waiting call takes its slot back itself (see ask).
-    if (this.release(id, { kind: "answered", answer, by })) return "to the waiting agent"
+    if (this.release(id, { kind: "answered", answer, by })) return "passed to the waiting agent"
     const task = q.taskId ? this.ports.tasks.get(q.taskId) : undefined
-    if (!task || task.status === "completed" || task.status === "failed" || task.status === "cancelled") return "task already ended"
+    // Recorded by another process while its task ended: nobody left to tell.
+    if (!task || TERMINAL_TASK_STATUSES.has(task.status)) return "recorded, but its task had already ended"
     // Late: the asking call gave up (or died with a restart). Tell the agent in its session,
     // once its task has a model slot.
     await this.ports.tasks.setWaiting(task.id, false)
@@ -203,7 +249,7 @@ export class QuestionManager {
       text: `[NSO · ${by} · question ${q.id} · answer]\nLate answer to your question "${q.text}": ${answer}`,
       meta: { source: "agent", from: by, kind: "answer", ids: [q.id, task.id] },
     })
-    return "to the agent's session"
+    return "sent to the agent's session (it had stopped waiting)"
   }
 
   private async onNsoAnswer(q: Question, answer: string): Promise<void> {

@@ -21,6 +21,8 @@ export class Inbound {
     private readonly init: SessionInit,
     private readonly intents: IntentMonitor,
     private readonly tags: JsonlLog,
+    /** The human wrote in a root session (after the message is tagged). */
+    private readonly onHuman: (sessionId: string) => void = () => {},
   ) {}
 
   async message(sessionId: string, agent: string | undefined, parts: IncomingPart[], messageId?: string): Promise<Classification> {
@@ -43,6 +45,7 @@ export class Inbound {
     }
     // An audit line, not state: it grows with the chat, so it stays out of the journal.
     this.tags.append({ time: new Date(this.deps.clock.now()).toISOString(), sessionId, messageId, source: c.source, from: c.from, agent })
+    if (c.source === "user" && !info.parentId) this.onHuman(sessionId)
     return c
   }
 

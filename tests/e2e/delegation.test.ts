@@ -23,7 +23,7 @@ describe("background delegation with user priority (real server)", () => {
       { when: { user: "meanwhile, what is 2+2" }, reply: { text: "4.", delayMs: 400 }, times: 1 },
       // Oracle: relays the question, the user's answer is passed back with the ids from the header.
       { when: { userMatch: "question (q_\\w+)\\]" }, reply: { toolCalls: [{ name: "answer", args: { question_id: "$1", answer: "Postgres" } }] }, times: 1 },
-      { when: { toolResult: "recorded and sent" }, reply: { text: "Passed on: Postgres." }, times: 1 },
+      { when: { toolResult: "recorded: passed to the waiting agent" }, reply: { text: "Passed on: Postgres." }, times: 1 },
       { when: { user: "Login page done" }, reply: { text: "The builder finished the login page." }, times: 1 },
     ])
     const root = (await oc.client.session.create({ body: { title: "story" } })).data!

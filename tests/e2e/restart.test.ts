@@ -96,7 +96,7 @@ describe("kill -9 mid-task, then restart", () => {
       { when: { toolResult: "Started task" }, reply: { text: "Started." }, times: 1 },
       { when: { user: "the other long job" }, reply: { text: "working…", delayMs: 60_000 }, times: 1 },
       { when: { userMatch: "question (q_\\w+)\\][\\s\\S]*was interrupted when OpenCode stopped or restarted" }, reply: { toolCalls: [{ name: "answer", args: { question_id: "$1", answer: "resume" } }] }, times: 1 },
-      { when: { toolResult: "handled by NSO" }, reply: { text: "Resumed it." }, times: 1 },
+      { when: { toolResult: "acted on by NSO" }, reply: { text: "Resumed it." }, times: 1 },
       { when: { user: "Your work on this task was interrupted" }, reply: { text: "Other job done." }, times: 1 },
     ])
     const root = (await first.client.session.create({ body: { title: "ask" } })).data!.id

@@ -69,7 +69,7 @@ describe("tasks on a real server", () => {
       { when: { user: "asking job" }, reply: { toolCalls: [{ name: "ask_user", args: { question: "Tabs or spaces?", timeout_ms: 60000 } }] }, times: 1 },
       { when: { user: "tell me a long story" }, reply: { text: "Once upon a time…", delayMs: 1500 }, times: 1 },
       { when: { userMatch: "question (q_\\w+)\\]" }, reply: { toolCalls: [{ name: "answer", args: { question_id: "$1", answer: "spaces" } }] }, times: 1 },
-      { when: { toolResult: "recorded and sent" }, reply: { text: "Told the builder: spaces." }, times: 1 },
+      { when: { toolResult: "recorded: passed to the waiting agent" }, reply: { text: "Told the builder: spaces." }, times: 1 },
       { when: { toolResult: "The user answered: spaces" }, reply: { text: "Using spaces. Done." }, times: 1 },
     ])
     const root = await newSession(oc, "pause")
@@ -178,10 +178,59 @@ describe("tasks on a real server", () => {
     await prompt(oc, root, "slash job")
     const asked = await until(() => journal(oc).find((r) => r.e.type === "question.asked" && (r.e.question as { text: string }).text === "Which region?"), "question")
     const qid = (asked.e.question as { id: string }).id
-    await oc.client.session.command({ path: { id: root }, body: { command: "answer", arguments: `${qid} eu-west` } })
+    // Typed as the TUI's markdown may render it: without the underscore.
+    await oc.client.session.command({ path: { id: root }, body: { command: "answer", arguments: `${qid.replace("_", "")} eu-west` } })
     await model.waitFor((r) => r.lastToolResult?.includes("The user answered: eu-west") ?? false)
     const told = await model.waitFor((r) => r.lastUser.includes(`answered question ${qid}`))
-    expect(told.lastUser).toContain("It was sent to the waiting agent")
+    expect(told.lastUser).toContain("The answer was passed to the waiting agent")
+  })
+
+  it("a cancelled task's question is closed: /answer to it is refused in the transcript, without a model turn", async () => {
+    model.script([
+      { when: { user: "doomed job" }, reply: { toolCalls: [{ name: "delegate", args: { agent: "builder", prompt: "doomed asking job", title: "doomed" } }] }, times: 1 },
+      { when: { toolResult: "Started task" }, reply: { text: "Started." }, times: 1 },
+      { when: { user: "doomed asking job" }, reply: { toolCalls: [{ name: "ask_user", args: { question: "Which colour?", timeout_ms: 60000 } }] }, times: 1 },
+      { when: { user: "Which colour?" }, reply: { text: "The builder asks which colour." } },
+    ])
+    const root = await newSession(oc, "doomed")
+    await prompt(oc, root, "doomed job")
+    const asked = await until(() => journal(oc).find((r) => r.e.type === "question.asked" && (r.e.question as { text: string }).text === "Which colour?"), "the question journaled")
+    const qid = (asked.e.question as { id: string; taskId: string }).id
+    const taskId = (asked.e.question as { taskId: string }).taskId
+    await oc.client.session.command({ path: { id: root }, body: { command: "nso-cancel", arguments: taskId } })
+    await until(() => journal(oc).find((r) => r.e.type === "question.closed" && r.e.id === qid), "the question closed")
+    const before = model.requests.length
+    const r = await oc.client.session.command({ path: { id: root }, body: { command: "answer", arguments: `${qid} red` } })
+    expect(r.response.status).toBe(500) // the command is stopped: no model turn
+    const refusal = await until(async () => (await transcript(oc.client, root)).find((m) => m.text.includes("/answer failed")), "the refusal in the transcript")
+    expect(refusal.text).toContain(`Question ${qid} is closed: its task ${taskId} ended cancelled`)
+    expect(refusal.nso).toMatchObject({ source: "system", from: "nso" })
+    expect(model.requests.filter((x) => !x.isTitle).length - before).toBe(0)
+    expect(journal(oc).some((r) => r.e.type === "question.answered" && r.e.id === qid)).toBe(false)
+  })
+
+  it("/nso-status shows the board of every session without a model turn", async () => {
+    model.script([
+      { when: { user: "board job" }, reply: { toolCalls: [{ name: "delegate", args: { agent: "builder", prompt: "board asking job", title: "board" } }] }, times: 1 },
+      { when: { toolResult: "Started task" }, reply: { text: "Started." }, times: 1 },
+      { when: { user: "board asking job" }, reply: { toolCalls: [{ name: "ask_user", args: { question: "Which size?", options: ["S", "M"], timeout_ms: 60000 } }] }, times: 1 },
+      { when: { user: "Which size?" }, reply: { text: "The builder asks which size." } },
+    ])
+    const root = await newSession(oc, "board")
+    await prompt(oc, root, "board job")
+    const asked = await until(() => journal(oc).find((r) => r.e.type === "question.asked" && (r.e.question as { text: string }).text === "Which size?"), "the question journaled")
+    const qid = (asked.e.question as { id: string }).id
+    // Asked from another, new session: the question open elsewhere is on the board.
+    const other = await newSession(oc, "elsewhere")
+    const before = model.requests.filter((x) => !x.isTitle).length
+    await oc.client.session.command({ path: { id: other }, body: { command: "nso-status", arguments: "" } })
+    const board = await until(async () => (await transcript(oc.client, other)).find((m) => m.text.includes("Waiting for you")), "the board in the transcript")
+    expect(board.text).toContain(`${qid} · builder`)
+    expect(board.text).toContain("Which size? [S | M]")
+    expect(board.text).toContain(`Session ${root}`)
+    expect(model.requests.filter((x) => !x.isTitle).length - before).toBe(0)
+    await oc.client.session.command({ path: { id: root }, body: { command: "nso-cancel", arguments: "all" } })
+    await until(async () => (await transcript(oc.client, root)).some((m) => m.text.includes("Cancelled tsk_")), "the cancellation in the transcript")
   })
 
   it("nso cancel from another process stops the task and its session", async () => {

@@ -27,7 +27,26 @@ describe("options", () => {
 
   it("rejects unknown keys so typos do not pass silently", () => {
     const { problems } = resolveOptions([{ origin: "x.yaml", value: { bufer: {} } }])
-    expect(problems[0]).toMatch(/x\.yaml: .*bufer/)
+    expect(problems).toEqual(["x.yaml: bufer: not an NSO option (check the spelling)"])
+  })
+
+  it("one bad setting is dropped alone: the rest of its layer still applies, each problem is reported", () => {
+    const { options, problems } = resolveOptions([
+      { origin: "opencode.json plugin options", value: { buffer: { pauseMs: 500, maxSize: -1, pausMs: 3 }, tasks: { concurrency: 5, closePolicy: "sometimes" }, logLevel: "info" } },
+    ])
+    expect(problems).toHaveLength(3)
+    expect(problems).toEqual(
+      expect.arrayContaining([
+        expect.stringMatching(/^opencode\.json plugin options: buffer\.maxSize: .*expected number to be >0/),
+        "opencode.json plugin options: buffer.pausMs: not an NSO option (check the spelling)",
+        expect.stringMatching(/^opencode\.json plugin options: tasks\.closePolicy: .*"ask"/),
+      ]),
+    )
+    expect(options.buffer.pauseMs).toBe(500)
+    expect(options.buffer.maxSize).toBe(DEFAULT_OPTIONS.buffer.maxSize)
+    expect(options.tasks.concurrency).toBe(5)
+    expect(options.tasks.closePolicy).toBe("ask")
+    expect(options.logLevel).toBe("info")
   })
 
   it("rejects a layer that is not an object", () => {
@@ -62,7 +81,7 @@ describe("loading a project's options", () => {
     mkdirSync(join(dir, ".opencode"))
     writeFileSync(join(dir, ".opencode/nso.yaml"), "buffer: [unclosed\n")
     const r = await loadOptions(fakeDeps(), dir, { stateDir: ".nso-state" })
-    expect(r.problems).toEqual([expect.stringMatching(/\.opencode\/nso\.yaml: \(file\): not valid YAML: /)])
+    expect(r.problems).toEqual([expect.stringMatching(/\.opencode\/nso\.yaml: line 1: not valid YAML: .*The line reads: "buffer: \[unclosed"$/)])
     expect(r.options.stateDir).toBe(".nso-state")
     // The shipped defaults were applied (intent rules live only there).
     expect(r.options.router.intents.map((i) => i.name)).toContain("build")

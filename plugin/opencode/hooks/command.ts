@@ -1,26 +1,56 @@
 import type { Hooks } from "@opencode-ai/plugin"
 import type { Runtime } from "../../runtime.js"
+import { boardText } from "../../tasks/board.js"
+import { TERMINAL_TASK_STATUSES } from "../../protocol.js"
+import { Handled } from "./guard.js"
 
 type CommandHook = NonNullable<Hooks["command.execute.before"]>
 
-/** `/answer <question id> <text>`: records the answer, then tells the Oracle what happened. */
+/**
+ * NSO's slash commands. `/nso-status` and `/nso-cancel` answer in the transcript without a
+ * model turn: the answer is stored as a visible NSO message and the command is then stopped
+ * (OpenCode has no "no reply" for commands; stopping it is the only way not to call the model).
+ * `/answer` passes the answer on and lets the Oracle acknowledge it; a failed `/answer` is shown
+ * the same way, so the user sees it, not only the model.
+ */
 export function commandHook(rt: Runtime): CommandHook {
+  const show = async (sessionId: string, text: string, variant: "info" | "error" = "info"): Promise<never> => {
+    await rt.deps.host.inject(sessionId, { text: `[NSO · system]\n${text}`, meta: { source: "system", from: "nso", kind: "status", ids: [] }, noReply: true })
+    void rt.deps.host.toast(text.split("\n")[0]!.slice(0, 200), variant).catch(() => {})
+    throw new Handled(text)
+  }
   return async (input, output) => {
+    if (input.command === "nso-status") {
+      await show(input.sessionID, boardText({ tasks: rt.state.tasks, questions: rt.state.questions.values(), pending: (sid) => rt.deliverer.pending(sid), here: input.sessionID, now: rt.deps.clock.now() }))
+    }
+    if (input.command === "nso-cancel") {
+      const arg = input.arguments.trim()
+      const targets =
+        arg === "all"
+          ? rt.tasks.tree(input.sessionID).filter((t) => !TERMINAL_TASK_STATUSES.has(t.status) && !t.parentTaskId)
+          : arg
+            ? [rt.tasks.get(arg)].filter((t) => t !== undefined)
+            : []
+      if (!arg) await show(input.sessionID, "/nso-cancel needs a task id (see /nso-status) or `all` for every task of this session.", "error")
+      if (!targets.length) await show(input.sessionID, arg === "all" ? "Nothing to cancel: no task of this session is running." : `No task "${arg}". /nso-status lists them.`, "error")
+      const gone = []
+      for (const t of targets) gone.push(...(await rt.tasks.cancel(t.id, "cancelled by the user (/nso-cancel)", { tell: false })))
+      await show(input.sessionID, gone.length ? `Cancelled ${gone.map((t) => `${t.id} (${t.agent}: ${t.title})`).join(", ")}.` : `${targets.map((t) => t.id).join(", ")} had already ended.`)
+    }
     if (input.command !== "answer") return
     const m = /^\s*(\S+)\s+([\s\S]+)$/.exec(input.arguments)
-    let text: string
     if (!m) {
       const open = rt.questions.open()
-      text = `[NSO · system] /answer needs a question id and the answer, like: /answer q_abc123 use PostgreSQL. ${open.length ? `Open questions: ${open.map((q) => `${q.id} (${q.from}: ${q.text})`).join("; ")}` : "There are no open questions."}`
-    } else {
-      try {
-        const r = await rt.questions.answer(m[1]!, m[2]!.trim(), "user")
-        text = `[NSO · system] The user answered question ${r.question.id} (${r.question.from}: "${r.question.text}") with /answer: "${m[2]!.trim()}". It was sent ${r.delivered}. Acknowledge it in one short sentence.`
-      } catch (err) {
-        text = `[NSO · system] The /answer command failed: ${(err as Error).message}`
-      }
+      await show(input.sessionID, `/answer needs a question id and the answer, like: /answer q_abc123 use PostgreSQL. ${open.length ? `Open questions: ${open.map((q) => `${q.id} (${q.from}: ${q.text})`).join("; ")}` : "There are no open questions."}`, "error")
+    }
+    let text: string
+    try {
+      const r = await rt.questions.answer(m![1]!, m![2]!.trim(), "user")
+      text = `[NSO · system] The user answered question ${r.question.id} (${r.question.from}: "${r.question.text}") with /answer: "${m![2]!.trim()}". The answer was ${r.delivered}. Acknowledge it in one short sentence.`
+    } catch (err) {
+      return show(input.sessionID, `/answer failed: ${(err as Error).message}`, "error")
     }
     // OpenCode ignores a replaced array: change it in place.
-    output.parts.splice(0, output.parts.length, { type: "text", text, synthetic: true, metadata: { nso: { source: "system", from: "nso", kind: "answer", ids: [] } } } as never)
+    output.parts.splice(0, output.parts.length, { type: "text", text, metadata: { nso: { source: "system", from: "nso", kind: "answer", ids: [] } } } as never)
   }
 }

@@ -12,8 +12,12 @@ export const COMMANDS = {
     template: "$ARGUMENTS",
   },
   "nso-status": {
-    description: "NSO: show background tasks and what is waiting for you",
-    template: "Call the tasks tool and summarise NSO's background work for me in a few lines.",
+    description: "NSO: the board — tasks of every session, questions waiting for you (no model turn)",
+    template: "$ARGUMENTS",
+  },
+  "nso-cancel": {
+    description: "NSO: cancel a background task and all it started — /nso-cancel <task id> | all (no model turn)",
+    template: "$ARGUMENTS",
   },
 } as const
 

@@ -9,6 +9,11 @@ export class Refusal extends Error {
   override name = "Refusal"
 }
 
+/** A command NSO answered itself: thrown to stop OpenCode from also running a model turn. */
+export class Handled extends Error {
+  override name = "Handled"
+}
+
 export function guarded<A extends unknown[]>(
   deps: Pick<Deps, "log" | "host">,
   name: string,
@@ -19,7 +24,7 @@ export function guarded<A extends unknown[]>(
     try {
       await fn(...args)
     } catch (err) {
-      if (err instanceof Refusal) throw err
+      if (err instanceof Refusal || err instanceof Handled) throw err
       deps.log.log("error", `hook ${name} failed`, { error: err instanceof Error ? (err.stack ?? err.message) : String(err) })
       if (!toasted) {
         toasted = true

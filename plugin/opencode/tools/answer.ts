@@ -14,7 +14,7 @@ export function answerTool(rt: Runtime) {
     },
     async run(args) {
       const r = await rt.questions.answer(args.question_id, args.answer, "user")
-      return `Answer to ${r.question.id} recorded and sent ${r.delivered}.`
+      return `Answer to ${r.question.id} recorded: ${r.delivered}.`
     },
   })
 }

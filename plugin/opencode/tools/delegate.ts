@@ -50,9 +50,10 @@ export function delegateTool(rt: Runtime) {
           : full
             ? ` It is queued behind ${rt.options.tasks.concurrency} running task(s) for the same model${ahead ? ` and ${ahead} waiting` : ""}.`
             : ""
-        call.show(`delegated ${t.id} to ${t.agent}`, { taskId: t.id })
+        const title = `${t.agent}: ${t.title} · ${t.id} · in the background (ctrl+x ↓ shows it, /nso-status the board)`
+        call.show(title, { taskId: t.id })
         return {
-          title: `${t.agent}: ${t.title}`,
+          title,
           output: `Started task ${t.id} (${t.agent}: "${t.title}").${queued} Keep talking with the user; the result will arrive as an [NSO · ${t.agent} · task ${t.id}] message.`,
           metadata: { taskId: t.id, agent: t.agent, status: t.status },
         }
