@@ -48,6 +48,11 @@ describe("background delegation with user priority (real server)", () => {
       ["agent", "builder", "question"],
       ["agent", "builder", "completion"],
     ])
+    // Visible in the TUI's transcript (OpenCode hides synthetic parts), marked by the NSO header.
+    for (const m of injected) {
+      expect(m.hidden).toBe(false)
+      expect(m.text).toMatch(/^\[NSO · builder · task tsk_\w+/)
+    }
     // The builder's session is a child of the Oracle's, and its task is completed.
     const children = (await oc.client.session.children({ path: { id: root.id } })).data!
     expect(children).toHaveLength(1)

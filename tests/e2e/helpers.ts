@@ -48,6 +48,8 @@ export async function transcript(client: OpencodeClient, id: string) {
     role: m.info.role,
     text: m.parts.filter((p) => p.type === "text").map((p) => (p as { text: string }).text).join("\n"),
     nso: m.parts.map((p) => (p as { metadata?: { nso?: { source: string; from: string; kind?: string; ids: string[] } } }).metadata?.nso).find(Boolean),
+    /** Every text part is synthetic: OpenCode's TUI does not show the message. */
+    hidden: m.parts.some((p) => p.type === "text") && m.parts.filter((p) => p.type === "text").every((p) => (p as { synthetic?: boolean }).synthetic === true),
   }))
 }
 

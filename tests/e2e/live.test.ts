@@ -2,7 +2,7 @@ import { existsSync, readFileSync } from "node:fs"
 import { join } from "node:path"
 import { beforeAll, describe, expect, it } from "vitest"
 import { readJsonl, type RunningOpencode } from "../../scripts/harness/opencode.js"
-import { liveServer, ownServers, until } from "./helpers.js"
+import { liveServer, ownServers, transcript, until } from "./helpers.js"
 import { LIMITS } from "./limits.js"
 
 const MEMORY = {
@@ -126,4 +126,29 @@ describe("sessions that existed before NSO was ready", () => {
     expect(entry.trigger).toBe("sweep")
     expect(entry.ok).toBe(true)
   }, LIMITS.ownServersTestMs)
+})
+
+describe("a bad option", () => {
+  const srv = liveServer({
+    nso: {
+      init: { sweepDelayMs: 50, contextDir: "team-memory" },
+      buffer: { pauseMs: 200, maxSize: -1 },
+      tasks: { closePolicy: "sometimes" },
+    },
+  })
+
+  it("is dropped alone: the other settings apply, and the user sees what was wrong in the session", async () => {
+    const { oc, model } = srv
+    model.script([{ when: { user: "hello" }, reply: { text: "Hi." } }])
+    const s = (await oc.client.session.create({ body: { title: "options" } })).data!.id
+    await oc.client.session.prompt({ path: { id: s }, body: { agent: "oracle", parts: [{ type: "text", text: "hello" }] } })
+    // A valid sibling of the bad settings applied: memory files live in the folder it names.
+    await until(() => existsSync(join(oc.projectDir, "team-memory/01_memory/progress.md")), "memory files in team-memory/")
+    const notice = await until(async () => {
+      const msgs = await transcript(oc.client, s)
+      return msgs.filter((m) => m.nso?.from === "nso" && m.text.includes("NSO options:")).map((m) => m.text).join("\n") || undefined
+    }, "the options problems in the session")
+    expect(notice).toMatch(/opencode\.json plugin options: buffer\.maxSize: .*that setting is ignored/)
+    expect(notice).toMatch(/opencode\.json plugin options: tasks\.closePolicy: /)
+  })
 })
