@@ -1,3 +1,4 @@
+import { readFileSync } from "node:fs"
 import { dirname, join } from "node:path"
 import { MockModel, type Rule } from "../harness/mock-model.js"
 import { cleanup, readJsonl, startOpencode, type OpencodeOptions, type RunningOpencode } from "../harness/opencode.js"
@@ -14,7 +15,8 @@ import { fmtMs, percentile, type Row } from "./util.js"
  *   the built-in `task` tool called with `background: true` by the default `build` agent, child
  *   agent `general`. When the child's prompt ends, OpenCode itself prompts the parent (in
  *   process) with a synthetic `<task id=… state="completed">…<task_result>…` user message, which
- *   starts a model turn. NSO's side: the Oracle's `delegate`, `buffer.pauseMs: 0`.
+ *   starts a model turn. NSO's side: the Oracle's `delegate`, `buffer.pauseMs: 0`; its result
+ *   goes in through the HTTP API (`promptAsync`), the only way a plugin has.
  * - `twenty`: twenty trivial tasks at concurrency 3. NSO: one model reply with twenty `delegate`
  *   calls → the last completion delivered into the Oracle's session. OpenCode alone: twenty
  *   child sessions made through the SDK and prompted with at most three in flight. Each task's
@@ -87,6 +89,38 @@ function loopExits(oc: RunningOpencode): Map<string, number> {
   return exit
 }
 
+/**
+ * From OpenCode's log: how long the turn a prompt started spent preparing its first model call,
+ * from its loop's first step (`loop`) to the model call (`process`), for the first turn of
+ * `sessionId` that starts at or after `after` (ms since epoch).
+ */
+function turnStartup(oc: RunningOpencode, sessionId: string, after: number): number {
+  let loop: number | undefined
+  for (const line of oc.logs().split("\n")) {
+    const m = /^timestamp=(\S+) .*message=(loop|process) session\.id=(\S+)/.exec(line)
+    if (!m || m[3] !== sessionId) continue
+    const t = Date.parse(m[1]!)
+    if (t < after - 2) continue
+    if (m[2] === "loop" && loop === undefined) loop = t
+    else if (m[2] === "process" && loop !== undefined) return t - loop
+  }
+  return NaN
+}
+
+/**
+ * CPU time the server process and its reaped children (git, for snapshots) have used, in ms, from
+ * Linux's /proc (utime, stime, cutime, cstime in USER_HZ = 100 ticks); NaN elsewhere.
+ */
+function cpuMs(oc: RunningOpencode): number {
+  try {
+    const stat = readFileSync(`/proc/${oc.process.pid}/stat`, "utf8")
+    const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ").map(Number)
+    return (f[11]! + f[12]! + f[13]! + f[14]!) * 10
+  } catch {
+    return NaN
+  }
+}
+
 async function messages(oc: RunningOpencode, id: string): Promise<Msg[]> {
   return ((await oc.client.session.messages({ path: { id } })).data ?? []) as unknown as Msg[]
 }
@@ -118,8 +152,12 @@ interface Delegation {
   toRequest: number
   /** Child's model reply ended → the child's prompt loop exited (OpenCode's log). */
   childExit: number
-  /** Result stored in the parent → the parent's next model request (OpenCode's turn start-up). */
+  /** Result stored in the parent → the parent's next model request. */
   storedToRequest: number
+  /** The result's turn in the parent: loop start → model call (OpenCode's log). */
+  resultTurn: number
+  /** The user's `bg job` prompt's turn: loop start → model call (OpenCode's log). */
+  userTurn: number
   /** NSO only: journal records on the way (ms after the child's model reply ended). */
   nso?: { completed: number; buffered: number; started: number; confirmed: number }
 }
@@ -146,8 +184,10 @@ async function delegateOnce(kind: "opencode" | "nso", { oc, model }: Side, sessi
   await until(() => child.respondedAt, `child ${i}'s reply to end`, CHILD_MS + 10_000)
   const next = await model.waitFor((r) => r.lastUser.includes(`bench result ${i}`) && !r.lastUser.startsWith("bench job"), 15_000)
   await allIdle(oc, `after delegation ${i}`)
-  const stored = (await messages(oc, session)).find((m) => m.info.role === "user" && textOf(m).includes(`bench result ${i}`))
-  if (!stored) throw new Error(`bench: result ${i} not found in the parent session`)
+  const msgs = await messages(oc, session)
+  const stored = msgs.find((m) => m.info.role === "user" && textOf(m).includes(`bench result ${i}`))
+  const asked = msgs.find((m) => m.info.role === "user" && textOf(m) === `bg job ${i}`)
+  if (!stored || !asked) throw new Error(`bench: prompt or result ${i} not found in the parent session`)
   const task = kind === "nso" ? nsoTask(journal(oc), `job ${i}`) : undefined
   const childSession = task ? task.sessionId : /<task id="(ses_\w+)"/.exec(d1.lastToolResult ?? "")?.[1]
   const exit = childSession ? loopExits(oc).get(childSession) : undefined
@@ -158,6 +198,8 @@ async function delegateOnce(kind: "opencode" | "nso", { oc, model }: Side, sessi
     toRequest: next.at - child.respondedAt,
     childExit: exit !== undefined ? exit - child.respondedAt : NaN,
     storedToRequest: next.at - stored.info.time.created,
+    resultTurn: turnStartup(oc, session, stored.info.time.created),
+    userTurn: turnStartup(oc, session, asked.info.time.created),
     ...(task ? { nso: { completed: after(task.completed), buffered: after(task.buffered), started: after(task.started), confirmed: after(task.confirmed) } } : {}),
   }
 }
@@ -199,6 +241,8 @@ export async function compareBench(n = 6): Promise<Row[]> {
     row("(c) child done → parent's next model request", (d) => d.toRequest),
     row("child done → child's prompt loop exits (OpenCode's log)", (d) => d.childExit, "same"),
     row("result stored in the parent → its next model request", (d) => d.storedToRequest, "same"),
+    row("  of which the result's turn: loop → model call (OpenCode's log)", (d) => d.resultTurn, "same"),
+    row("the user's prompt's turn: loop → model call (both via the HTTP API)", (d) => d.userTurn, "same"),
     path("child done → task.updated(completed) appended", (d) => d.completed),
     path("child done → message.buffered appended", (d) => d.buffered),
     path("child done → delivery.started appended", (d) => d.started),
@@ -231,6 +275,8 @@ interface Life {
 interface Twenty {
   /** NSO: the model's reply with the delegate calls → last completion delivered. OpenCode: first create → last prompt returned. */
   wall: number
+  /** CPU the server used meanwhile (until every session was idle again), ms. */
+  cpu: number
   lives: Life[]
   note: string
 }
@@ -258,6 +304,7 @@ async function nsoTwenty(side: Side, round: number): Promise<Twenty> {
     { when: { toolResult: "Started task" }, reply: { text: "Twenty builders started." }, times: 1 },
   ])
   const root = (await oc.client.session.create({ body: { title: `twenty ${round}` } })).data!.id
+  const cpu0 = cpuMs(oc)
   await oc.client.session.prompt({ path: { id: root }, body: { agent: "oracle", parts: [{ type: "text", text: `twenty jobs ${round}` }] } })
   const t0 = (await model.waitFor((r) => r.lastUser === `twenty jobs ${round}` && !r.lastToolResult)).respondedAt
   const tasks = await until(() => {
@@ -266,6 +313,7 @@ async function nsoTwenty(side: Side, round: number): Promise<Twenty> {
     return all.every((t) => t.confirmed) && all
   }, `${N} completions delivered into the Oracle's session`, 120_000)
   await allIdle(oc, "after twenty tasks")
+  const cpu = cpuMs(oc) - cpu0
   const exits = loopExits(oc)
   const created = new Map(((await oc.client.session.children({ path: { id: root } })).data ?? []).map((s) => [s.id, s.time.created]))
   const lives: Life[] = []
@@ -286,7 +334,7 @@ async function nsoTwenty(side: Side, round: number): Promise<Twenty> {
   ;[...lives].sort((a, b) => a.created - b.created).forEach((l, k) => (l.slot = k < CONCURRENCY ? t0 : releases[k - CONCURRENCY]!))
   const batches = new Set(tasks.map((t) => t.started!.e.batchId)).size
   const turns = model.requests.filter((r) => r.lastUser.includes(`batch result ${round}-`) && !r.lastToolResult).length
-  return { wall: Math.max(...lives.map((l) => l.delivered)) - t0, lives, note: `${batches} deliveries/${turns} turn(s)` }
+  return { wall: Math.max(...lives.map((l) => l.delivered)) - t0, cpu, lives, note: `${batches} deliveries/${turns} turn(s)` }
 }
 
 async function opencodeTwenty(side: Side, round: number): Promise<Twenty> {
@@ -297,6 +345,7 @@ async function opencodeTwenty(side: Side, round: number): Promise<Twenty> {
   await oc.client.session.prompt({ path: { id: root }, body: { parts: [{ type: "text", text: "warm up" }] } })
   const runs: { sessionId: string; i: number; slot: number; created: number; released: number }[] = []
   let next = 0
+  const cpu0 = cpuMs(oc)
   const t0 = Date.now()
   const worker = async () => {
     while (next < N) {
@@ -310,10 +359,11 @@ async function opencodeTwenty(side: Side, round: number): Promise<Twenty> {
   await Promise.all(Array.from({ length: CONCURRENCY }, worker))
   const wall = Date.now() - t0
   await allIdle(oc, "after twenty child sessions")
+  const cpu = cpuMs(oc) - cpu0
   const exits = loopExits(oc)
   const lives: Life[] = []
   for (const r of runs) lives.push({ slot: r.slot, created: r.created, released: r.released, launched: NaN, ...(await childLife(side, r.sessionId, prompt(r.i), exits)), buffered: NaN, delivered: NaN })
-  return { wall, lives, note: "" }
+  return { wall, cpu, lives, note: "" }
 }
 
 /**
@@ -339,6 +389,15 @@ export async function twentyBench(opts: { snapshot: boolean; rounds: number }): 
     { section, figure: `${N} child sessions, ${CONCURRENCY} in flight: OpenCode alone (SDK create + prompt)`, value: `p50 ${fmtMs(median(ocWalls))}`, note: `${ROUNDS} round(s): ${ocWalls.map(fmtMs).join(", ")}` },
     { section, figure: "NSO / OpenCode alone", value: ratio(median(nsoWalls), median(ocWalls)), target: "≤ ×1.20", note: `per round ${runs.map((r) => ratio(r.nso.wall, r.oc.wall)).join(", ")}` },
   ]
+  const nsoCpu = median(runs.map((r) => r.nso.cpu)) / N
+  const ocCpu = median(runs.map((r) => r.oc.cpu)) / N
+  if (!Number.isNaN(nsoCpu))
+    rows.push({
+      section,
+      figure: "server CPU per task (OpenCode's process, with NSO inside it)",
+      value: `NSO ${fmtMs(nsoCpu)} · OpenCode ${fmtMs(ocCpu)} = ${ratio(nsoCpu, ocCpu)}`,
+      note: `NSO adds ${fmtMs(nsoCpu - ocCpu)} per task, its delivery turn included; OpenCode alone's client runs in the bench process`,
+    })
   const nsoLives = runs.flatMap((r) => r.nso.lives)
   const ocLives = runs.flatMap((r) => r.oc.lives)
   const stage = (figure: string, who: string, f: (l: Life) => number) => {
