@@ -89,6 +89,7 @@ export class Runtime {
       write: (e) => this.write(e),
       post: (m) => this.outbox.post(m),
       inboxOf: (taskId) => this.outbox.recipient({ kind: "question", taskId }),
+      rootOf: (sid) => this.registry.root(sid),
       withdraw: (sid, qid) => this.deliverer.withdraw(sid, qid),
       tasks: this.tasks,
     })

@@ -1,5 +1,5 @@
 import type { Profile } from "../agents/profiles.js"
-import { BACKGROUND_TOOLS, ORACLE_TOOLS } from "./shapes.js"
+import { BACKGROUND_TOOLS, NSO_TOOLS, OPENCODE_TASK_TOOL, ORACLE_TOOLS } from "./shapes.js"
 
 /**
  * A profile's boundaries in OpenCode's permission language. OpenCode ignores `tools` switches in
@@ -13,7 +13,15 @@ export function permissionRules(p: Profile, background: boolean): Record<string,
   for (const g of p.tools.denied) rules[g] = "deny"
   if (!p.delegates) for (const t of ORACLE_TOOLS) rules[t] = "deny"
   if (!background) for (const t of BACKGROUND_TOOLS) rules[t] = "deny"
+  // One way to hand off work: OpenCode's blocking `task` tool (5 KB of schema that lists every
+  // agent) would compete with `delegate`, and `ask_user` cannot reach the user through it.
+  rules[OPENCODE_TASK_TOOL] = "deny"
   return rules
+}
+
+/** For agents NSO does not own: none of NSO's tools. */
+export function foreignAgentRules(): Record<string, "deny"> {
+  return Object.fromEntries(NSO_TOOLS.map((t) => [t, "deny" as const]))
 }
 
 /** Per-prompt tool switches for a background agent's session (defence in depth). */

@@ -14,6 +14,16 @@ export const ABORTED = "MessageAbortedError"
 export const ORACLE_TOOLS = ["delegate", "tasks", "answer"] as const
 /** NSO's tools for background agents. */
 export const BACKGROUND_TOOLS = ["ask_user"] as const
+/** NSO's tools for both sides. */
+export const SHARED_TOOLS = ["project_context"] as const
+/** Every tool NSO adds: agents NSO does not own are offered none of them (schemas cost tokens). */
+export const NSO_TOOLS: readonly string[] = [...ORACLE_TOOLS, ...BACKGROUND_TOOLS, ...SHARED_TOOLS]
+
+/** OpenCode's own agents (a user's opencode.json may add more; those are not NSO's either). */
+export const OPENCODE_AGENTS = ["build", "plan", "general", "explore"] as const
+
+/** OpenCode's blocking hand-off tool; NSO's agents hand off with `delegate` instead. */
+export const OPENCODE_TASK_TOOL = "task"
 
 /** OpenCode's built-in tools that change files (the ones its `edit` permission governs). */
 export const WRITE_TOOLS: ReadonlySet<string> = new Set(["write", "edit", "patch", "apply_patch", "multiedit"])

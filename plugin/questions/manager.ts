@@ -42,6 +42,8 @@ export interface QuestionPorts {
   post(msg: Outgoing): Promise<Envelope>
   /** The session where this task's questions are delivered (decided by the outbox). */
   inboxOf(taskId: string): string
+  /** The session the user talks in, at the top of this session's ancestry (for agents NSO did not start). */
+  rootOf(sessionId: string): Promise<string | undefined>
   /** Drops a question's message from the buffer if it was not delivered yet. */
   withdraw(sessionId: string, questionId: string): Promise<void>
   tasks: TaskManager
@@ -88,8 +90,10 @@ export class QuestionManager {
   async closeOrphans(): Promise<Question[]> {
     const out: Question[] = []
     for (const q of this.open()) {
-      const task = q.taskId ? this.ports.tasks.get(q.taskId) : undefined
-      const reason = !task ? `its task ${q.taskId ?? "(none)"} is unknown (a lost or damaged journal record)` : TERMINAL_TASK_STATUSES.has(task.status) ? `its task ${task.id} ended ${task.status}` : undefined
+      // A question from an agent NSO did not start has no task: its session may still take a late answer.
+      if (!q.taskId) continue
+      const task = this.ports.tasks.get(q.taskId)
+      const reason = !task ? `its task ${q.taskId} is unknown (a lost or damaged journal record)` : TERMINAL_TASK_STATUSES.has(task.status) ? `its task ${task.id} ended ${task.status}` : undefined
       if (!reason) continue
       await this.close(q.id, reason)
       out.push(this.get(q.id)!)
@@ -112,15 +116,21 @@ export class QuestionManager {
     return [...this.ports.state.questions.values()].filter((q) => q.status === "open")
   }
 
-  /** Asks on behalf of a background task's session; resolves with the outcome. */
-  /** `onAsked` runs once the question is recorded (to show its id while the call waits). */
-  async ask(input: AskInput, signal?: AbortSignal, onAsked?: (q: Question) => void): Promise<{ question: Question; outcome: AskOutcome }> {
+  /**
+   * Asks on behalf of a background agent's session; resolves with the outcome. The session is
+   * usually a delegated task's; an agent started another way (OpenCode's own sub-agent call,
+   * `@builder`) asks too, through the session the user talks in. `onAsked` runs once the
+   * question is recorded (to show its id while the call waits).
+   */
+  async ask(input: AskInput & { agent?: string }, signal?: AbortSignal, onAsked?: (q: Question) => void): Promise<{ question: Question; outcome: AskOutcome }> {
     const task = this.ports.tasks.bySessionId(input.sessionId)
-    if (!task) throw new TaskError("ask_user is for background tasks started with delegate; in this session, ask the user directly.")
+    const inbox = task ? this.ports.inboxOf(task.id) : await this.ports.rootOf(input.sessionId)
+    if (!inbox || inbox === input.sessionId)
+      throw new TaskError("ask_user reaches the user from a background agent's session; this session is the one the user talks in, so ask the user directly in your reply.")
     const question: Question = {
       id: this.deps.ids.id(IdPrefix.question),
-      taskId: task.id,
-      from: task.agent,
+      taskId: task?.id,
+      from: task?.agent ?? input.agent ?? "agent",
       sessionId: input.sessionId,
       text: input.question,
       urgency: input.urgency ?? "normal",
@@ -131,28 +141,31 @@ export class QuestionManager {
     await this.ports.write({ type: "question.asked", question })
     onAsked?.(question)
     // Waiting for the user gives the task's model slot back.
-    await this.ports.tasks.setWaiting(task.id, true)
+    if (task) await this.ports.tasks.setWaiting(task.id, true)
+    const onAbort = () => this.release(question.id, { kind: "cancelled" })
     const outcome = new Promise<AskOutcome>((resolve) => {
       const timeoutMs = input.timeoutMs ?? this.defaultTimeoutMs
       const w: Waiter = { resolve }
       w.timer = this.deps.timers.setTimeout(() => this.release(question.id, { kind: "timeout", waitedMs: timeoutMs }), timeoutMs)
       this.waiters.set(question.id, w)
-      signal?.addEventListener("abort", () => this.release(question.id, { kind: "cancelled" }), { once: true })
+      signal?.addEventListener("abort", onAbort, { once: true })
     })
     await this.ports.post({
       source: "agent",
-      from: task.agent,
-      to: "oracle",
+      from: question.from,
+      // Without a task, the asker was started by a blocking call in the user's session: the
+      // Oracle is waiting on it and cannot relay, so the question goes to the user, toasted.
+      to: task ? "oracle" : "user",
       kind: "question",
-      ...(question.urgency === "urgent" ? { priority: "urgent" as const } : {}),
-      taskId: task.id,
+      ...(question.urgency === "urgent" || !task ? { priority: "urgent" as const } : {}),
+      ...(task ? { taskId: task.id } : { sessionId: inbox }),
       questionId: question.id,
       text: question.options.length ? `${question.text}\nOptions: ${question.options.join(" | ")}` : question.text,
     })
-    const o = await outcome
+    const o = await outcome.finally(() => signal?.removeEventListener("abort", onAbort))
     if (o.kind === "timeout") await this.ports.write({ type: "question.timed_out", id: question.id })
     // The agent goes on only once its task has a model slot again.
-    if (o.kind !== "cancelled") await this.ports.tasks.setWaiting(task.id, false)
+    if (o.kind !== "cancelled" && task) await this.ports.tasks.setWaiting(task.id, false)
     return { question: this.get(question.id) ?? question, outcome: o }
   }
 
@@ -180,7 +193,9 @@ export class QuestionManager {
    */
   async remind(sessionId: string, since: number, buffered: ReadonlySet<string | undefined>): Promise<void> {
     for (const q of this.open()) {
-      const task = q.taskId ? this.ports.tasks.get(q.taskId) : undefined
+      // A question from an agent NSO did not start has no task: its session may still take a late answer.
+      if (!q.taskId) continue
+      const task = this.ports.tasks.get(q.taskId)
       if (!task || q.askedAt >= since || buffered.has(q.id) || this.ports.inboxOf(task.id) !== sessionId) continue
       await this.postFromNso(q, task, `Still waiting for the user's answer (asked before a restart) — ${q.from}: ${q.text}`)
     }
@@ -208,8 +223,8 @@ export class QuestionManager {
     if (q.status === "answered" || this.routed.has(id)) throw new TaskError(`Question ${id} was already answered (by ${q.answeredBy}: "${q.answer}"). Nothing to do.`)
     if (q.status === "closed") throw new TaskError(`Question ${id} is closed: ${q.closedReason ?? "nobody is waiting for it"}. Nobody can receive an answer; nothing was recorded.`)
     const task = q.taskId ? this.ports.tasks.get(q.taskId) : undefined
-    if (!task || TERMINAL_TASK_STATUSES.has(task.status)) {
-      await this.close(id, task ? `its task ${task.id} ended ${task.status}` : `its task ${q.taskId ?? "(none)"} is unknown`)
+    if (q.taskId && (!task || TERMINAL_TASK_STATUSES.has(task.status))) {
+      await this.close(id, task ? `its task ${task.id} ended ${task.status}` : `its task ${q.taskId} is unknown`)
       throw new TaskError(`Question ${id} can no longer be answered: ${this.get(id)?.closedReason}. Nothing was recorded.`)
     }
     if (!answer.trim()) throw new TaskError("The answer is empty: pass the user's answer as text.")
@@ -231,7 +246,8 @@ export class QuestionManager {
 
   private async route(id: string, answer: string, by: string): Promise<Delivered> {
     const q = this.get(id)!
-    if (q.taskId && this.ports.tasks.get(q.taskId)) await this.ports.withdraw(this.ports.inboxOf(q.taskId), id).catch(() => {})
+    const inbox = q.taskId ? (this.ports.tasks.get(q.taskId) ? this.ports.inboxOf(q.taskId) : undefined) : await this.ports.rootOf(q.sessionId)
+    if (inbox) await this.ports.withdraw(inbox, id).catch(() => {})
     if (q.from === "nso") {
       if (q.taskId) await this.onNsoAnswer(q, answer)
       return "acted on by NSO"
@@ -240,14 +256,14 @@ export class QuestionManager {
     if (this.release(id, { kind: "answered", answer, by })) return "passed to the waiting agent"
     const task = q.taskId ? this.ports.tasks.get(q.taskId) : undefined
     // Recorded by another process while its task ended: nobody left to tell.
-    if (!task || TERMINAL_TASK_STATUSES.has(task.status)) return "recorded, but its task had already ended"
+    if (q.taskId && (!task || TERMINAL_TASK_STATUSES.has(task.status))) return "recorded, but its task had already ended"
     // Late: the asking call gave up (or died with a restart). Tell the agent in its session,
     // once its task has a model slot.
-    await this.ports.tasks.setWaiting(task.id, false)
+    if (task) await this.ports.tasks.setWaiting(task.id, false)
     await this.deps.host.prompt(q.sessionId, {
-      agent: task.agent,
+      agent: task?.agent ?? q.from,
       text: `[NSO · ${by} · question ${q.id} · answer]\nLate answer to your question "${q.text}": ${answer}`,
-      meta: { source: "agent", from: by, kind: "answer", ids: [q.id, task.id] },
+      meta: { source: "agent", from: by, kind: "answer", ids: [q.id, ...(task ? [task.id] : [])] },
     })
     return "sent to the agent's session (it had stopped waiting)"
   }

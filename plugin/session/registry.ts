@@ -75,6 +75,14 @@ export class SessionRegistry {
     return p
   }
 
+  /** The root of a session's ancestry (the session the user talks in), asking OpenCode as needed. */
+  async root(id: string): Promise<string> {
+    let cur = await this.resolve(id)
+    // Bounded: nesting is shallow, and a corrupt parent loop must not hang.
+    for (let i = 0; i < 20 && cur.parentId; i++) cur = await this.resolve(cur.parentId)
+    return cur.id
+  }
+
   setBusy(id: string, busy: boolean): void {
     const s = this.get(id)
     if (s.busy && !busy) s.idleSince = this.deps.clock.now()

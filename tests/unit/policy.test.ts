@@ -127,3 +127,15 @@ describe("batch format", () => {
     expect(text).toContain('tasks with id "tsk_abc123"')
   })
 })
+
+describe("messages addressed to the user", () => {
+  it("go in at once, without a model turn, even while the session is busy", async () => {
+    const { decideDelivery } = await import("../../plugin/buffer/policy.js")
+    const base = { source: "agent" as const, from: "builder", kind: "question" as const, priority: "urgent" as const, hops: 0, text: "?" }
+    const toUser = { ...base, id: "msg_user01", time: 0, to: "user" }
+    const toOracle = { ...base, id: "msg_orac01", time: 0, to: "oracle" }
+    const d = decideDelivery([toOracle, toUser], { busy: true, runningTasks: 1 }, 10, { pauseMs: 1000, maxHoldMs: 60_000 })
+    expect(d.deliver.map((e) => e.id)).toEqual(["msg_user01"])
+    expect(d.reply).toBe(false)
+  })
+})

@@ -1,6 +1,6 @@
 import type { Hooks } from "@opencode-ai/plugin"
-import { permissionRules } from "../permissions.js"
-import { BACKGROUND_TOOLS, ORACLE_TOOLS } from "../shapes.js"
+import { foreignAgentRules, permissionRules } from "../permissions.js"
+import { OPENCODE_AGENTS } from "../shapes.js"
 import type { Runtime } from "../../runtime.js"
 
 type ConfigHook = NonNullable<Hooks["config"]>
@@ -29,6 +29,12 @@ export function configHook(rt: Runtime): ConfigHook {
   return async (config) => {
     config.agent ??= {}
     const agents = config.agent as Record<string, Record<string, unknown> | undefined>
+    // Agents NSO does not own — OpenCode's and the user's own — are offered none of NSO's tools:
+    // a user who switches to `build` does not pay for tools it will not use.
+    for (const name of new Set([...OPENCODE_AGENTS, ...Object.keys(agents)])) {
+      if (rt.catalogue.profiles.has(name)) continue
+      agents[name] = { ...agents[name], permission: { ...foreignAgentRules(), ...((agents[name]?.permission as object) ?? {}) } }
+    }
     for (const [name, p] of rt.catalogue.profiles) {
       const model = rt.catalogue.modelOf(p)
       const mine = agents[name]
@@ -43,14 +49,6 @@ export function configHook(rt: Runtime): ConfigHook {
         // The user's own opencode.json rules for this agent win over the profile's.
         permission: { ...permissionRules(p, p.mode !== "primary"), ...((mine?.permission as object) ?? {}) },
       }
-    }
-    // OpenCode's own agents: primaries may delegate, nobody but NSO's background agents asks.
-    for (const [name, delegates] of [["build", true], ["plan", true], ["general", false], ["explore", false]] as const) {
-      if (rt.catalogue.profiles.has(name)) continue
-      const deny: Record<string, "deny"> = {}
-      for (const t of BACKGROUND_TOOLS) deny[t] = "deny"
-      if (!delegates) for (const t of ORACLE_TOOLS) deny[t] = "deny"
-      agents[name] = { ...agents[name], permission: { ...deny, ...((agents[name]?.permission as object) ?? {}) } }
     }
     // The user talks to the Oracle unless they chose otherwise.
     const cfg = config as { default_agent?: string }

@@ -16,7 +16,7 @@ export function askUserTool(rt: Runtime) {
     },
     async run(args, call) {
       const { question, outcome } = await rt.questions.ask(
-        { sessionId: call.sessionId, question: args.question, urgency: args.urgency, options: args.options, timeoutMs: args.timeout_ms },
+        { sessionId: call.sessionId, agent: call.agent, question: args.question, urgency: args.urgency, options: args.options, timeoutMs: args.timeout_ms },
         call.signal,
         // The row in the TUI says what is asked and how to answer while the call waits.
         (q) => call.show(`${q.id}: ${q.text.slice(0, 80)}${q.options.length ? ` [${q.options.join(" | ")}]` : ""} — waiting for /answer ${q.id}`, { questionId: q.id, options: q.options }),
