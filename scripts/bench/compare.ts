@@ -6,9 +6,9 @@ import { fmtMs, percentile, type Row } from "./util.js"
 
 /**
  * NSO against OpenCode's own mechanisms on the same scripted work in the same run. Both servers
- * run side by side with `"snapshot": false` (snapshots cost the same with or without NSO and
- * only add noise), and the runs alternate between them so a change in the machine's load hits
- * both alike.
+ * run side by side with `"snapshot": false` (OpenCode's per-step git snapshots otherwise dominate
+ * and swing widely; `twenty-snapshots` runs one round with them on, as OpenCode does by default),
+ * and the runs alternate between them so a change in the machine's load hits both alike.
  *
  * - `compare`: one background delegation whose child's model takes 2 s, parent idle. OpenCode's
  *   side is its experimental background mode: `OPENCODE_EXPERIMENTAL_BACKGROUND_SUBAGENTS=true`,
