@@ -54,14 +54,36 @@ export const NsoPlugin: Plugin = async (input, pluginOptions) => {
   }, options.init.sweepDelayMs)
 
   // Answers and cancellations written by `nso` in another process land in the journal.
+  // The watcher fires on every write, NSO's own included: changes are gathered for 50 ms and
+  // read once (one at a time; a change during a read is read right after it).
   let pulling: Promise<void> | undefined
-  const pull = () => {
-    pulling ??= rt.pullForeign().catch((err) => log.log("warn", "reading foreign journal records failed", { error: String(err) })).finally(() => (pulling = undefined))
+  let again = false
+  let scheduled = false
+  const pull = (): void => {
+    if (pulling) return void (again = true)
+    pulling = rt
+      .pullForeign()
+      .catch((err) => log.log("warn", "reading foreign journal records failed", { error: String(err) }))
+      .finally(() => {
+        pulling = undefined
+        if (again) {
+          again = false
+          pull()
+        }
+      })
+  }
+  const soon = (): void => {
+    if (scheduled) return
+    scheduled = true
+    deps.timers.setTimeout(() => {
+      scheduled = false
+      pull()
+    }, 50)
   }
   let watcher: ReturnType<typeof watch> | undefined
   try {
     watcher = watch(join(projectDir, options.stateDir), (_ev, file) => {
-      if (file === "journal.jsonl") pull()
+      if (file === "journal.jsonl") soon()
     })
     watcher.unref?.()
   } catch (err) {

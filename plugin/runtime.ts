@@ -138,6 +138,10 @@ export class Runtime {
     })
     if (report.corrupt || report.torn)
       deps.log.log("warn", "journal had damaged lines; they were skipped", { corrupt: report.corrupt, torn: report.torn })
+    // NSO's state is not the project's: keep it out of git, and out of the work-tree snapshots
+    // OpenCode takes at every step (which would otherwise hash the journal and logs each time).
+    const ignore = join(dir, ".gitignore")
+    await deps.fs.stat(ignore).catch(() => deps.fs.writeFile(ignore, "# NSO's state (journal, logs, task files): not for version control.\n*\n").catch(() => {}))
     const loaded = await loadProfiles(deps, { shipped: join(CONFIG_DIR, "agents"), project: join(projectDir, options.stateDir, "agents") }, options.agents)
     for (const p of loaded.problems) deps.log.log("error", `agent profile problem (that definition is left out): ${p}`)
     if (loaded.problems.length)
@@ -210,10 +214,15 @@ export class Runtime {
     }
   }
 
-  /** Journals an event and folds it into the live state once it is durable. */
-  async write(event: JournalEvent): Promise<void> {
-    await this.journal.append(event)
+  /**
+   * Folds an event into the live state at once and journals it; resolves once it is durable.
+   * The state shows what NSO decided the moment it decides (so a completion posted in the same
+   * tick sees its task ended); whatever is acknowledged to someone who could lose it — a tool
+   * result, an injection — awaits durability first, and batches reach the disk in order.
+   */
+  write(event: JournalEvent): Promise<void> {
     nsoReducer.apply(this.state, { v: 1, w: this.journal.writer, s: 0, t: this.deps.clock.now(), e: event })
+    return this.journal.append(event)
   }
 
   // ----- session events -----------------------------------------------------------------------

@@ -54,14 +54,20 @@ export class Deliverer {
     return this.buffers.get(sessionId)?.list() ?? []
   }
 
-  /** Buffers a message for its session; resolves once it is durable. Urgent ones are toasted now. */
+  /**
+   * Buffers a message for its session; resolves once it is durable. Urgent ones are toasted now.
+   * Delivery is evaluated at once, not after the write: its `delivery.started` record joins the
+   * same group commit, and the journal writes batches in order, so the injection (which waits
+   * for `delivery.started`) can never happen before the message itself is on disk.
+   */
   async push(env: Envelope & { sessionId: string }): Promise<void> {
     const b = this.buffer(env.sessionId)
     const r = b.push(env, this.deps.clock.now())
     for (const d of r.dropped) this.deps.log.log("warn", "buffer dropped a message", { id: d.envelope.id, reason: d.reason })
-    await b.durable()
+    const durable = b.durable()
     if (env.priority === "urgent") void this.toast(`${header(env)} ${env.text.slice(0, 200)}`, "warning")
     this.poke(env.sessionId)
+    await durable
   }
 
   /**
@@ -162,7 +168,9 @@ export class Deliverer {
     }
     // A reply means a model turn has started; its idle event will come.
     if (decision.reply) this.registry.setBusy(sessionId, true)
-    await this.ports.write({ type: "delivery.confirmed", batchId })
+    // Not awaited: the next batch need not wait for it. If it is lost in a crash, the batch is
+    // in doubt and restart settles it by finding its ids in the session.
+    this.ports.write({ type: "delivery.confirmed", batchId }).catch((err) => this.deps.log.log("warn", "could not journal a confirmed delivery", { batchId, error: String(err) }))
     if (!decision.reply) {
       const first = batch[0]!
       void this.toast(`${header(first)} ${first.text.slice(0, 160)}${batch.length > 1 ? ` (+${batch.length - 1} more)` : ""}`, "info")

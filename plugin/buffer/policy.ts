@@ -31,7 +31,7 @@ export interface DeliveryDecision {
   reply: boolean
   /** Messages past their expiry: drop them, do not deliver. */
   expired: Envelope[]
-  why: "busy" | "pause" | "urgent" | "waiting" | "empty" | "direct"
+  why: "busy" | "pause" | "urgent" | "waiting" | "empty"
   /** When to ask again if nothing else happens first (ms since epoch). */
   wakeAt?: number
 }
@@ -62,10 +62,8 @@ export function decideDelivery(
   if (!live.length) return { deliver: [], reply: false, expired, why: "empty" }
 
   const nextExpiry = min(live.map((e) => e.expiresAt))
-  // Addressed to the user, not the Oracle (a question from an agent the Oracle is blocked on, a
-  // problem to fix): shown at once, stored without a model turn; waiting for idle could be forever.
-  const direct = live.filter((e) => e.to === "user")
-  if (direct.length && activity.busy) return { deliver: direct, reply: false, expired, why: "direct", wakeAt: nextExpiry }
+  // Never into a busy session, not even what is addressed to the user: a message arriving in the
+  // middle of a turn ends OpenCode's tool loop early. Urgent items are toasted when they arrive.
   if (activity.busy) {
     // The next `idle` event wakes the runtime; only expiry needs a timer.
     return { deliver: [], reply: false, expired, why: "busy", wakeAt: nextExpiry }

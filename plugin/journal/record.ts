@@ -34,6 +34,11 @@ export function decodeRecord(buf: Buffer, start: number, end: number): JournalRe
   return eventIsValid(event) ? record : validate(record)
 }
 
+/** The writer id of the line in `buf[start, end)`, read from its bytes; undefined if it is not in the writer's layout. */
+export function writerOf(buf: Buffer, start: number, end: number): string | undefined {
+  return readHeader(buf, start, end) < 0 ? undefined : header.w
+}
+
 function decodeSlow(line: string): JournalRecord | undefined {
   let raw: unknown
   try {

@@ -1,6 +1,6 @@
 import type { JournalRecord } from "../protocol.js"
 import { readLines } from "./lines.js"
-import { decodeRecord } from "./record.js"
+import { decodeRecord, writerOf } from "./record.js"
 import { isMissing, type JournalDeps } from "./types.js"
 
 /**
@@ -112,8 +112,10 @@ async function readForeign(
   try {
     const records: JournalRecord[] = []
     const { consumed } = await readLines(fd, from, to, (buf, start, end) => {
+      // This process's own records are most of the file: skip them by their header alone.
+      if (start >= end || writerOf(buf, start, end) === self) return
       // A damaged line is counted by replay; here it is simply not acted on.
-      const rec = start < end ? decodeRecord(buf, start, end) : undefined
+      const rec = decodeRecord(buf, start, end)
       if (rec && rec.w !== self) records.push(rec)
     })
     return { records, consumed }

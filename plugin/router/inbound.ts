@@ -27,7 +27,12 @@ export class Inbound {
 
   async message(sessionId: string, agent: string | undefined, parts: IncomingPart[], messageId?: string): Promise<Classification> {
     const info = await this.registry.resolve(sessionId)
-    await this.init.ensure(sessionId, "chat.message")
+    // OpenCode stores the message only after this hook: a root session's init (its memory in the
+    // system prompt) must be ready first, a child's needs nothing that the system hook does not
+    // wait for itself, so its bookkeeping does not hold up the prompt.
+    const init = this.init.ensure(sessionId, "chat.message")
+    if (!info.parentId) await init
+    else void init.catch(() => {}) // init logs its own failures
     const parent = info.parentId ? this.registry.get(info.parentId) : undefined
     const c = classify({ sessionId, parentSessionId: info.parentId, parentAgent: parent?.agent, parts })
     if (agent) info.agent = agent

@@ -222,8 +222,8 @@ export class TaskManager {
     try {
       const sessionId = await this.deps.host.createSession({ parentId: task.parentSessionId, title: `${task.agent}: ${task.title}` })
       this.bySession.set(sessionId, task.id)
-      await this.writeContext(task)
-      await this.update(task.id, { status: "running", sessionId, lastActivityAt: this.deps.clock.now() })
+      // Both before the prompt (a restart must never launch a task twice), neither after the other.
+      await Promise.all([this.writeContext(task), this.update(task.id, { status: "running", sessionId, lastActivityAt: this.deps.clock.now() })])
       this.watchdog.watch(task.id)
       let text = task.prompt
       if (deps.length) {
@@ -348,13 +348,12 @@ export class TaskManager {
     // An error event and an idle event can both try to end a task: only the first one does.
     if (!t || TERMINAL_TASK_STATUSES.has(t.status) || this.finishing.has(id)) return
     this.finishing.add(id)
-    try {
-      await this.update(id, { status, ...(out.result !== undefined ? { result: out.result } : {}), ...(out.error !== undefined ? { error: out.error } : {}), lastActivityAt: this.deps.clock.now() })
-    } finally {
-      this.finishing.delete(id)
-    }
-    this.watchdog.unwatch(id)
+    // The state changes now; the record is awaited below, with the message that reports it.
+    const updated = this.update(id, { status, ...(out.result !== undefined ? { result: out.result } : {}), ...(out.error !== undefined ? { error: out.error } : {}), lastActivityAt: this.deps.clock.now() })
+    this.finishing.delete(id)
+    // The model work is over: the next task may start while the end is being written.
     this.releaseSlot(id)
+    this.watchdog.unwatch(id)
     this.scopes.release(id)
     this.interrupted.delete(id)
     if (t.sessionId) this.replies.forget(t.sessionId)
@@ -363,15 +362,19 @@ export class TaskManager {
     this.ends.delete(id)
     e?.resolve(done)
     for (const fn of this.endListeners) fn(done)
-    if (status === "cancelled") return // the canceller reports it
-    await this.ports.post({
-      source: "agent",
-      from: t.agent,
-      to: "oracle",
-      kind: status === "completed" ? "completion" : "failure",
-      taskId: t.id,
-      text: status === "completed" ? (out.result ?? "") : `Task "${t.title}" failed: ${out.error}`,
-    })
+    if (status === "cancelled") return void (await updated) // the canceller reports it
+    // One group commit for the end and its report.
+    await Promise.all([
+      updated,
+      this.ports.post({
+        source: "agent",
+        from: t.agent,
+        to: "oracle",
+        kind: status === "completed" ? "completion" : "failure",
+        taskId: t.id,
+        text: status === "completed" ? (out.result ?? "") : `Task "${t.title}" failed: ${out.error}`,
+      }),
+    ])
   }
 
   // ----- cancel -------------------------------------------------------------------------------

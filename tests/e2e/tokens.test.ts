@@ -2,7 +2,7 @@ import { beforeAll, describe, expect, it } from "vitest"
 import { NSO_TOOLS } from "../../plugin/opencode/shapes.js"
 import type { RecordedRequest } from "../../scripts/harness/mock-model.js"
 import type { RunningOpencode } from "../../scripts/harness/opencode.js"
-import { liveServer, transcript, until } from "./helpers.js"
+import { liveServer, until } from "./helpers.js"
 
 /** Bytes of what the model is sent: the tool schemas, and the whole request. */
 const toolBytes = (r: RecordedRequest) => r.toolBytes
@@ -43,20 +43,30 @@ describe("the token bill, measured from the model request", () => {
       { when: { toolResult: "The user answered: 9090" }, reply: { text: "Subtask done on port 9090." }, times: 1 },
       { when: { toolResult: "Subtask done on port 9090." }, reply: { text: "The builder used port 9090." }, times: 1 },
       { when: { user: "answered question" }, reply: { text: "Noted." } },
+      { when: { toolResult: "Subtask done" }, reply: { text: "Noted." } },
     ])
+    const toasts: { message: string }[] = []
+    const events = await oc.client.event.subscribe()
+    void (async () => {
+      for await (const ev of events.stream as AsyncIterable<{ type: string; properties: { message: string } }>) if (ev.type === "tui.toast.show") toasts.push(ev.properties)
+    })().catch(() => {})
     const root = (await oc.client.session.create({ body: { title: "subtask" } })).data!.id
     // OpenCode's build agent still has its task tool; the builder it starts is NSO's.
     const done = oc.client.session.prompt({ path: { id: root }, body: { agent: "build", parts: [{ type: "text", text: "use the task tool" }] } })
     done.catch(() => {}) // awaited below; a failed test must not leave it unhandled
-    const asked = await until(async () => (await transcript(oc.client, root)).find((m) => m.nso?.kind === "question" && m.text.includes("Which port for the subtask?")), "the question in the user's session")
-    const qid = /question (q_\w+)/.exec(asked.text)![1]!
-    // The Oracle is blocked on the builder: the question is for the user, toasted and marked.
-    expect(asked.text).toContain("URGENT")
-    expect(asked.nso).toMatchObject({ source: "agent", from: "builder" })
-    // The user's session is busy in OpenCode's blocking task call: the question was shown anyway.
+    // The user's session is busy in OpenCode's blocking task call: the question is toasted at once
+    // (and on the /nso-status board); nothing is pushed into the busy turn.
+    const toast = await until(() => toasts.find((t) => t.message.includes("Which port for the subtask?")), "the question toasted")
+    expect(toast.message).toMatch(/\[NSO · builder · question q_\w+ · URGENT\]/)
+    const qid = /question (q_\w+)/.exec(toast.message)![1]!
     const answered = oc.client.session.command({ path: { id: root }, body: { command: "answer", arguments: `${qid} 9090` } })
     answered.catch(() => {})
     await model.waitFor((r) => r.lastToolResult?.includes("The user answered: 9090") ?? false, { what: "the answer back in the builder's ask_user call" })
     await Promise.all([done, answered])
+    // The blocked turn went on: the task tool's result reached the build agent (with the /answer
+    // note the user typed meanwhile, which OpenCode had queued).
+    await model.waitFor((r) => r.messages.some((m) => m.role === "tool" && JSON.stringify(m.content).includes("Subtask done on port 9090.")), {
+      what: "the task tool's result in the build agent's next request",
+    })
   })
 })

@@ -128,14 +128,12 @@ describe("batch format", () => {
   })
 })
 
-describe("messages addressed to the user", () => {
-  it("go in at once, without a model turn, even while the session is busy", async () => {
+describe("a busy session", () => {
+  it("gets nothing, not even what is addressed to the user (it would end the running tool loop)", async () => {
     const { decideDelivery } = await import("../../plugin/buffer/policy.js")
     const base = { source: "agent" as const, from: "builder", kind: "question" as const, priority: "urgent" as const, hops: 0, text: "?" }
-    const toUser = { ...base, id: "msg_user01", time: 0, to: "user" }
-    const toOracle = { ...base, id: "msg_orac01", time: 0, to: "oracle" }
-    const d = decideDelivery([toOracle, toUser], { busy: true, runningTasks: 1 }, 10, { pauseMs: 1000, maxHoldMs: 60_000 })
-    expect(d.deliver.map((e) => e.id)).toEqual(["msg_user01"])
-    expect(d.reply).toBe(false)
+    const d = decideDelivery([{ ...base, id: "msg_user01", time: 0, to: "user" }], { busy: true, runningTasks: 1 }, 10, { pauseMs: 1000, maxHoldMs: 60_000 })
+    expect(d.deliver).toEqual([])
+    expect(d.why).toBe("busy")
   })
 })
