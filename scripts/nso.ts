@@ -3,8 +3,9 @@
  * `nso`: NSO from the command line, for a person or a script. Human output by default, `--json`
  * for scripts, `--help` everywhere; exits non-zero on error.
  */
-import { readFileSync } from "node:fs"
-import { join, relative, resolve } from "node:path"
+import { existsSync, readFileSync, realpathSync } from "node:fs"
+import { dirname, join, relative } from "node:path"
+import { pathToFileURL } from "node:url"
 import { parseArgs } from "node:util"
 import { createDeps } from "../plugin/deps.js"
 import { Journal } from "../plugin/journal/journal.js"
@@ -15,11 +16,18 @@ import { CONFIG_DIR, PACKAGE_ROOT } from "../plugin/paths.js"
 import { definedIn, loadProfiles } from "../plugin/agents/load.js"
 import { TERMINAL_TASK_STATUSES, type JournalEvent } from "../plugin/protocol.js"
 import { taskLine } from "../plugin/tasks/format.js"
+import { findNso, findProject, isDir, ProjectError, serverFor, type NsoLookup, type Project, type ServerSeen } from "./project.js"
 
 export class UsageError extends Error {}
 
 interface Ctx {
   dir: string
+  /** How the project was found (see scripts/project.ts). */
+  project: Project
+  /** Where NSO is in the project's plugin list. */
+  nso: NsoLookup
+  /** Whether an OpenCode server with NSO runs for the project (looked up on demand). */
+  server: () => ServerSeen
   options: Options
   stateDir: string
   contextDir: string
@@ -31,21 +39,12 @@ interface Command {
   summary: string
   usage: string
   options?: Record<string, { type: "string" | "boolean"; short?: string; description: string }>
+  /** Reads or writes NSO's state folder (default true): refused, with an explanation, when it does not exist. */
+  needsState?: boolean
   run(ctx: Ctx, args: { values: Record<string, unknown>; positionals: string[] }): Promise<unknown>
 }
 
 const deps = createDeps()
-
-/** The NSO options in opencode.json's plugin entry, if any (the CLI reads them itself). */
-function inlineOptions(dir: string): unknown {
-  try {
-    const cfg = JSON.parse(readFileSync(join(dir, "opencode.json"), "utf8")) as { plugin?: unknown[] }
-    const entry = (cfg.plugin ?? []).find((p) => Array.isArray(p) && typeof p[0] === "string" && /nso/.test(p[0]))
-    return Array.isArray(entry) ? entry[1] : undefined
-  } catch {
-    return undefined
-  }
-}
 
 /** Appends one event durably, as one more writer of the journal. */
 async function appendOne(ctx: Ctx, event: JournalEvent): Promise<void> {
@@ -81,6 +80,43 @@ function readLines(path: string): Record<string, unknown>[] {
   return out
 }
 
+/** Where NSO is listed, in one line. */
+function pluginLine(ctx: Ctx): string {
+  const { entries, problems } = ctx.nso
+  const unread = problems.length ? ` (could not read: ${problems.join("; ")})` : ""
+  if (!entries.length) return `not found in the plugin list of ${ctx.project.configFiles.map((f) => f.path).join(", ") || "any opencode.json(c)"} nor in .opencode/plugin(s)/${unread}`
+  const where = entries.map((e) => `${e.spec} (${relative(ctx.dir, e.source) || e.source})`).join("; ")
+  return `${where}${entries.length > 1 ? ` — listed ${entries.length} times, so OpenCode loads it more than once` : ""}${unread}`
+}
+
+/** What happens to a record `nso` appended, depending on whether a server is there to act on it. */
+function afterAppend(server: ServerSeen, action: string): string {
+  if (server.running) return `the running OpenCode server ${action} (${server.how}).`
+  if (server.running === false) return `no OpenCode server with NSO is running for this project (${server.how}), so nothing acts on it until OpenCode runs here again.`
+  return `a running OpenCode server with NSO ${action}; whether one runs: ${server.how}.`
+}
+
+/** The explanation when the project has no NSO state folder. */
+function noState(ctx: Ctx): string {
+  const stateDir = join(ctx.dir, ctx.stateDir)
+  const lines = [`No NSO state in ${ctx.dir} (${ctx.stateDir}/ not found). Is NSO loaded in this project?`]
+  if (ctx.nso.entries.length)
+    lines.push(
+      `NSO is in its plugin list (${pluginLine(ctx)}); it creates ${relative(ctx.dir, stateDir)}/ when OpenCode started in ${ctx.dir} opens the project. ` +
+        `NSO keeps its state in the folder OpenCode was started in: if you start OpenCode elsewhere, pass that folder with --dir.`,
+    )
+  else lines.push(`NSO is ${pluginLine(ctx)}. See README, "Add it to an OpenCode project".`)
+  // State further up (OpenCode started in a parent folder)?
+  for (let d = dirname(ctx.dir); ; d = dirname(d)) {
+    if (isDir(join(d, ".opencode", "nso"))) {
+      lines.push(`NSO state exists in ${d}: try --dir ${d}`)
+      break
+    }
+    if (d === ctx.project.stop || dirname(d) === d) break
+  }
+  return lines.join("\n")
+}
+
 const commands: Record<string, Command> = {
   status: {
     summary: "What NSO holds for this project: tasks, pending messages, questions, sessions",
@@ -94,8 +130,12 @@ const commands: Record<string, Command> = {
       const open = [...s.questions.values()].filter((q) => q.status === "open")
       const inits = readLines(join(ctx.dir, ctx.stateDir, "init.log"))
       const context = await readContext(deps, contextPath(ctx.dir, ctx.stateDir))
+      const server = ctx.server()
       const data = {
         project: ctx.dir,
+        foundFrom: ctx.project.start,
+        plugin: { entries: ctx.nso.entries.map((e) => ({ spec: e.spec, source: e.source })), problems: ctx.nso.problems },
+        server: { running: server.running ?? null, pids: server.pids.map((p) => p.pid), how: server.how },
         journal: { records: report.records, snapshot: report.snapshot, corrupt: report.corrupt, torn: report.torn },
         tasks: { total: tasks.length, active: tasks.filter((t) => !TERMINAL_TASK_STATUSES.has(t.status)).length, byStatus },
         pendingMessages: pending.length,
@@ -107,7 +147,9 @@ const commands: Record<string, Command> = {
       }
       if (ctx.json) return data
       const lines = [
-        `Project: ${ctx.dir}`,
+        `Project: ${ctx.dir}${ctx.project.start !== ctx.dir ? ` (found from ${ctx.project.start})` : ""}`,
+        `NSO plugin: ${pluginLine(ctx)}`,
+        `OpenCode server with NSO: ${server.running === undefined ? server.how : server.running ? `running (${server.how})` : `none seen (${server.how})`}`,
         `Journal: ${report.records} records${report.snapshot ? " + snapshot" : ""}${report.corrupt || report.torn ? ` (${report.corrupt} corrupt, ${report.torn} torn lines skipped)` : ""}`,
         `Tasks: ${tasks.length} (${Object.entries(byStatus).map(([k, v]) => `${v} ${k}`).join(", ") || "none"})`,
         `Pending agent messages: ${pending.length}${s.inDoubt.size ? `, ${s.inDoubt.size} deliveries in doubt` : ""}`,
@@ -181,8 +223,9 @@ const commands: Record<string, Command> = {
       const answer = words.join(" ")
       // The server running the task follows the journal and delivers the answer.
       await appendOne(ctx, { type: "question.answered", id, answer, by: "user (cli)" })
-      if (ctx.json) return { id, answer, recorded: true }
-      ctx.out(`Answer to ${id} recorded; the running OpenCode server passes it to ${q.from}.`)
+      const server = ctx.server()
+      if (ctx.json) return { id, answer, recorded: true, serverRunning: server.running ?? null }
+      ctx.out(`Answer to ${id} recorded in the journal; ${afterAppend(server, `passes it to ${q.from}`)}`)
       return undefined
     },
   },
@@ -197,14 +240,16 @@ const commands: Record<string, Command> = {
       if (!t) throw new UsageError(`no task "${id}" (see nso tasks)`)
       if (TERMINAL_TASK_STATUSES.has(t.status)) throw new UsageError(`task ${id} already ended ${t.status}`)
       await appendOne(ctx, { type: "task.cancel_requested", id, by: "user (cli)" })
-      if (ctx.json) return { id, requested: true }
-      ctx.out(`Cancellation of ${id} requested; the running OpenCode server stops it and everything it started.`)
+      const server = ctx.server()
+      if (ctx.json) return { id, requested: true, serverRunning: server.running ?? null }
+      ctx.out(`Cancellation of ${id} recorded in the journal; ${afterAppend(server, "stops it and everything it started")}`)
       return undefined
     },
   },
   agents: {
     summary: "Every agent profile: role, model, permissions, specialization, where it was defined",
     usage: "nso agents [--json]",
+    needsState: false,
     async run(ctx) {
       const opts = ctx.options
       const loaded = await loadProfiles(deps, { shipped: join(CONFIG_DIR, "agents"), project: join(ctx.dir, ctx.stateDir, "agents") }, opts.agents)
@@ -256,7 +301,7 @@ const commands: Record<string, Command> = {
 }
 
 const GLOBAL = {
-  dir: { type: "string" as const, short: "C", description: "the project folder (default: current folder)" },
+  dir: { type: "string" as const, short: "C", description: "a folder of the project (default: the current folder); nso looks upward for opencode.json(c) or .opencode/" },
   json: { type: "boolean" as const, description: "machine-readable output" },
   help: { type: "boolean" as const, short: "h", description: "show help" },
 }
@@ -272,11 +317,17 @@ function help(name?: string): string {
     "Usage: nso <command> [options]\n",
     "Commands:",
     ...Object.entries(commands).map(([k, c]) => `  ${k.padEnd(10)} ${c.summary}`),
+    "\nThe project is the nearest folder, at or above the current one (or --dir), with opencode.json,",
+    "opencode.jsonc or .opencode/, up to the git root; NSO's state is in its .opencode/nso/.",
     "\nRun `nso <command> --help` for a command's options.",
   ].join("\n")
 }
 
-export async function main(argv: string[], out: (s: string) => void = (s) => process.stdout.write(s + "\n")): Promise<number> {
+export async function main(
+  argv: string[],
+  out: (s: string) => void = (s) => process.stdout.write(s + "\n"),
+  err: (s: string) => void = (s) => process.stderr.write(s + "\n"),
+): Promise<number> {
   const [name, ...rest] = argv
   if (!name || name === "--help" || name === "-h" || name === "help") {
     out(help(rest[0]))
@@ -284,36 +335,69 @@ export async function main(argv: string[], out: (s: string) => void = (s) => pro
   }
   const cmd = commands[name]
   if (!cmd) {
-    process.stderr.write(`nso: unknown command "${name}". Commands: ${Object.keys(commands).join(", ")}. Try \`nso --help\`.\n`)
+    err(`nso: unknown command "${name}". Commands: ${Object.keys(commands).join(", ")}. Try \`nso --help\`.`)
     return 2
   }
   let parsed
   try {
     parsed = parseArgs({ args: rest, options: { ...cmd.options, ...GLOBAL }, allowPositionals: true, strict: true })
-  } catch (err) {
-    process.stderr.write(`nso ${name}: ${(err as Error).message}. Try \`nso ${name} --help\`.\n`)
+  } catch (e) {
+    err(`nso ${name}: ${(e as Error).message}. Try \`nso ${name} --help\`.`)
     return 2
   }
   if (parsed.values.help) {
     out(help(name))
     return 0
   }
-  const dir = resolve(String(parsed.values.dir ?? process.cwd()))
-  const { options } = await loadOptions(deps, dir, inlineOptions(dir))
-  const ctx: Ctx = { dir, options, stateDir: options.stateDir, contextDir: options.init.contextDir, json: !!parsed.values.json, out }
+  const json = !!parsed.values.json
+  const fail = (msg: string, code: number) => {
+    if (json) out(JSON.stringify({ error: msg }))
+    else err(`nso ${name}: ${msg}`)
+    return code
+  }
+  let project: Project
+  try {
+    project = findProject(String(parsed.values.dir ?? process.cwd()))
+  } catch (e) {
+    if (e instanceof ProjectError) return fail(e.message, e.exitCode)
+    throw e
+  }
+  const nso = findNso(project)
+  const { options, problems } = await loadOptions(deps, project.dir, nso.options)
+  if (!json) for (const p of problems) err(`nso: warning: invalid NSO options, this layer is ignored: ${p}`)
+  let seen: ServerSeen | undefined
+  const ctx: Ctx = {
+    dir: project.dir,
+    project,
+    nso,
+    server: () => (seen ??= serverFor(join(project.dir, options.stateDir, "journal.jsonl"))),
+    options,
+    stateDir: options.stateDir,
+    contextDir: options.init.contextDir,
+    json,
+    out,
+  }
+  if (cmd.needsState !== false && !existsSync(join(ctx.dir, ctx.stateDir))) return fail(noState(ctx), 1)
   try {
     const result = await cmd.run(ctx, parsed)
     if (ctx.json) out(JSON.stringify(result, null, 2))
     return 0
-  } catch (err) {
-    const msg = err instanceof Error ? err.message : String(err)
-    if (ctx.json) out(JSON.stringify({ error: msg }))
-    else process.stderr.write(`nso ${name}: ${msg}\n`)
-    return err instanceof UsageError || err instanceof TypeError ? 2 : 1
+  } catch (e) {
+    return fail(e instanceof Error ? e.message : String(e), e instanceof UsageError || e instanceof TypeError ? 2 : 1)
+  }
+}
+
+/** The file this process was started with, symlinks resolved (`npx nso` runs node_modules/.bin/nso). */
+function invokedAs(): string | undefined {
+  try {
+    return process.argv[1] ? realpathSync(process.argv[1]) : undefined
+  } catch {
+    return undefined
   }
 }
 
 // Run when executed directly (not when imported by tests).
-if (process.argv[1] && import.meta.url === new URL(`file://${resolve(process.argv[1])}`).href) {
+const invoked = invokedAs()
+if (invoked && import.meta.url === pathToFileURL(invoked).href) {
   main(process.argv.slice(2)).then((code) => process.exit(code))
 }
