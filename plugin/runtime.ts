@@ -99,10 +99,7 @@ export class Runtime {
         const task = this.tasks.bySessionId(sid)
         return task ? renderIsolation(task) : undefined
       },
-      onRootReady: async (sid) => {
-        await this.questions.remind(sid, this.startedAt, new Set(this.deliverer.pending(sid).map((e) => e.questionId)))
-        this.deliverer.poke(sid)
-      },
+      onRootReady: async (sid) => this.deliverer.poke(sid),
       record: (sid, root) => (this.state.initialized.has(sid) ? Promise.resolve() : this.write({ type: "session.initialized", sessionId: sid, root })),
     })
     this.toolLog = new ToolLog(deps, ToolLog.at(projectDir, options.stateDir))
@@ -165,6 +162,12 @@ export class Runtime {
     await this.tasks.recover()
     for (const q of await this.questions.closeOrphans())
       this.notices.add(`Question ${q.id} (${q.from}: "${q.text.slice(0, 80)}") was closed: ${q.closedReason}. An answer to it could reach nobody.`)
+    // Questions still open from before the restart are shown where the user writes next, not
+    // re-asked in every old session (each would cost a model turn in a session nobody reads).
+    const buffered = new Set(this.deliverer.waitingSessions().flatMap((sid) => this.deliverer.pending(sid).map((e) => e.questionId)))
+    for (const q of this.questions.open())
+      if (q.askedAt < this.startedAt && !buffered.has(q.id) && q.from !== "nso")
+        this.notices.add(`Still waiting for your answer (asked before OpenCode restarted) — ${q.id} · ${q.from}: ${q.text}${q.options.length ? ` [${q.options.join(" | ")}]` : ""} → /answer ${q.id} <answer>`)
     this.tasks.startSweep()
     if (this.options.tasks.reconcileMs > 0 && !this.activitySweep)
       this.activitySweep = this.deps.timers.setInterval(() => void this.repairActivity(), this.options.tasks.reconcileMs, { keepAlive: false })

@@ -187,20 +187,6 @@ export class QuestionManager {
     return question
   }
 
-  /**
-   * Questions asked before `since` (a restart) that are still open, belong to this session's tree
-   * and are no longer in its buffer: the Oracle saw them before the restart. Reminds it once.
-   */
-  async remind(sessionId: string, since: number, buffered: ReadonlySet<string | undefined>): Promise<void> {
-    for (const q of this.open()) {
-      // A question from an agent NSO did not start has no task: its session may still take a late answer.
-      if (!q.taskId) continue
-      const task = this.ports.tasks.get(q.taskId)
-      if (!task || q.askedAt >= since || buffered.has(q.id) || this.ports.inboxOf(task.id) !== sessionId) continue
-      await this.postFromNso(q, task, `Still waiting for the user's answer (asked before a restart) — ${q.from}: ${q.text}`)
-    }
-  }
-
   private async postFromNso(q: Question, task: Task, text: string): Promise<void> {
     await this.ports.post({
       source: "system",

@@ -484,7 +484,7 @@ describe("write guard", () => {
 })
 
 describe("after a restart, the Oracle's session is told", () => {
-  it("about open questions it saw before the restart, once", async () => {
+  it("about open questions it saw before the restart: once, where the user writes next, without a model turn", async () => {
     const dir = tempDir()
     const first = await setup({}, dir)
     await first.rt.tasks.delegate({ parentSessionId: "ses_root", agent: "builder", prompt: "x" })
@@ -501,11 +501,15 @@ describe("after a restart, the Oracle's session is told", () => {
     const deps = fakeDeps()
     deps.time.advance(10_000)
     const second = await setup({}, dir, deps)
+    await second.rt.startBackground()
+    // Not re-asked in the old session (that would be a model turn nobody reads)…
     await second.rt.init.ensure("ses_root", "chat.message")
-    await second.rt.init.ensure("ses_root", "chat.message")
-    const reminders = second.rt.deliverer.pending("ses_root").filter((e) => e.text.startsWith("Still waiting for the user's answer"))
-    expect(reminders).toHaveLength(1)
-    expect(reminders[0]!.text).toContain("builder: Port?")
+    expect(second.rt.deliverer.pending("ses_root").filter((e) => e.kind === "question")).toEqual([])
+    // …but shown once, where the user writes next, with how to answer.
+    const notes = second.rt.notices.unseen("ses_new")
+    expect(notes.filter((n) => n.startsWith("Still waiting for your answer"))).toHaveLength(1)
+    expect(notes.find((n) => n.startsWith("Still waiting"))).toMatch(/q_\w+ · builder: Port\? → \/answer q_\w+ <answer>/)
+    expect(second.rt.notices.unseen("ses_new")).toEqual([])
     await second.rt.dispose()
   })
 })
