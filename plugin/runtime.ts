@@ -138,7 +138,11 @@ export class Runtime {
     // NSO's state is not the project's: keep it out of git, and out of the work-tree snapshots
     // OpenCode takes at every step (which would otherwise hash the journal and logs each time).
     const ignore = join(dir, ".gitignore")
-    await deps.fs.stat(ignore).catch(() => deps.fs.writeFile(ignore, "# NSO's state (journal, logs, task files): not for version control.\n*\n").catch(() => {}))
+    await deps.fs.stat(ignore).catch(() =>
+      deps.fs
+        .writeFile(ignore, "# NSO's state (journal, logs, task files) is not for version control; the project's agent profiles are.\n*\n!.gitignore\n!agents/\n!agents/**\n")
+        .catch(() => {}),
+    )
     const loaded = await loadProfiles(deps, { shipped: join(CONFIG_DIR, "agents"), project: join(projectDir, options.stateDir, "agents") }, options.agents)
     for (const p of loaded.problems) deps.log.log("error", `agent profile problem (that definition is left out): ${p}`)
     if (loaded.problems.length)

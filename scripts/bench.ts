@@ -4,12 +4,14 @@
  * Sections: buffer, router, journal, hooks (in-process); start, delegation (a real OpenCode server);
  * compare, twenty, twenty-snapshots (NSO against OpenCode's own background mode and against bare
  * child sessions, both servers in the same run).
+ * second-start (OpenCode's next start with and without NSO; minutes, so only with --only).
  * Run with `--only <section>` to run one.
  */
 import { bufferBench, journalBench, memoryBench, routerBench } from "./bench/core.js"
 import { hookBench, startBench } from "./bench/hooks.js"
 import { compareBench, twentyBench } from "./bench/compare.js"
 import { delegationBench } from "./bench/live.js"
+import { secondStartBench } from "./bench/second-start.js"
 import { printTable, type Row } from "./bench/util.js"
 
 const sections: Record<string, () => Promise<Row[]>> = {
@@ -22,7 +24,10 @@ const sections: Record<string, () => Promise<Row[]>> = {
   compare: () => compareBench(),
   twenty: () => twentyBench({ snapshot: false, rounds: 3 }),
   "twenty-snapshots": () => twentyBench({ snapshot: true, rounds: 1 }),
+  "second-start": () => secondStartBench(),
 }
+/** Sections that take minutes (the offline second start waits out OpenCode's install stall): only with --only. */
+const onRequest = new Set(["second-start"])
 
 const only = process.argv.includes("--only") ? process.argv[process.argv.indexOf("--only") + 1] : undefined
 if (only && !sections[only]) {
@@ -31,7 +36,7 @@ if (only && !sections[only]) {
 }
 const rows: Row[] = []
 for (const [name, run] of Object.entries(sections)) {
-  if (only && name !== only) continue
+  if (only ? name !== only : onRequest.has(name)) continue
   process.stderr.write(`bench: ${name}…\n`)
   rows.push(...(await run()))
 }

@@ -72,7 +72,7 @@ async function withSides<T>(configs: Omit<OpencodeOptions, "modelUrl">[], fn: (s
     return await fn(sides)
   } finally {
     for (const s of sides) {
-      await s.oc.stop()
+      await s.oc.dispose()
       cleanup(dirname(s.oc.projectDir))
     }
     for (const m of models) await m.stop()

@@ -72,7 +72,7 @@ export async function startBench(): Promise<Row[]> {
       await oc.client.session.list()
       return performance.now() - t0
     } finally {
-      await oc.stop()
+      await oc.dispose()
     }
   }
   const withNso: number[] = []

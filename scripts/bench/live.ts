@@ -110,7 +110,7 @@ export async function delegationBench(opts: { snapshot: boolean }): Promise<Row[
     rows.push({ section, figure: "NSO tool-schema bytes per Oracle request", value: fmtBytes(sum(oracleReq.toolSizes, [...ORACLE_TOOLS, "project_context"])), target: "OpenCode +491 B", note: `delegate alone ${fmtBytes(oracleReq.toolSizes.delegate ?? 0)}` })
     rows.push({ section, figure: "NSO tool-schema bytes per Builder request", value: fmtBytes(sum(builderReq.toolSizes, [...BACKGROUND_TOOLS, "project_context"])), note: `ask_user ${fmtBytes(builderReq.toolSizes.ask_user ?? 0)}` })
   } finally {
-    await oc.stop()
+    await oc.dispose()
     await model.stop()
   }
   return rows
