@@ -14,6 +14,7 @@ import { contextPath, formatContext, readContext, updateContext } from "../plugi
 import { loadOptions, type Options } from "../plugin/options.js"
 import { CONFIG_DIR, PACKAGE_ROOT } from "../plugin/paths.js"
 import { definedIn, loadProfiles } from "../plugin/agents/load.js"
+import { findQuestion } from "../plugin/questions/lookup.js"
 import { TERMINAL_TASK_STATUSES, type JournalEvent } from "../plugin/protocol.js"
 import { taskLine } from "../plugin/tasks/format.js"
 import { findNso, findProject, isDir, ProjectError, serverFor, type NsoLookup, type Project, type ServerSeen } from "./project.js"
@@ -217,15 +218,21 @@ const commands: Record<string, Command> = {
       const [id, ...words] = positionals
       if (!id || !words.length) throw new UsageError("give the question id and the answer, e.g. nso answer q_abc123 use PostgreSQL")
       const { state: s } = await state(ctx)
-      const q = s.questions.get(id)
-      if (!q) throw new UsageError(`no question "${id}". Open: ${[...s.questions.values()].filter((x) => x.status === "open").map((x) => x.id).join(", ") || "none"}`)
-      if (q.status === "answered") throw new UsageError(`question ${id} was already answered (${q.answeredBy}: ${q.answer})`)
+      // The same id forms as /answer: exact, without the underscore, or an unambiguous prefix.
+      const found = findQuestion(s.questions.values(), id)
+      if ("error" in found) throw new UsageError(found.error)
+      const q = found.question
+      if (q.status === "answered") throw new UsageError(`question ${q.id} was already answered (${q.answeredBy}: ${q.answer})`)
+      if (q.status === "closed") throw new UsageError(`question ${q.id} is closed: ${q.closedReason ?? "nobody is waiting for it"}; nobody can receive an answer`)
+      const task = q.taskId ? s.tasks.get(q.taskId) : undefined
+      if (q.taskId && (!task || TERMINAL_TASK_STATUSES.has(task.status)))
+        throw new UsageError(`question ${q.id} can no longer be answered: its task ${q.taskId} ${task ? `ended ${task.status}` : "is unknown"}`)
       const answer = words.join(" ")
       // The server running the task follows the journal and delivers the answer.
-      await appendOne(ctx, { type: "question.answered", id, answer, by: "user (cli)" })
+      await appendOne(ctx, { type: "question.answered", id: q.id, answer, by: "user (cli)" })
       const server = ctx.server()
-      if (ctx.json) return { id, answer, recorded: true, serverRunning: server.running ?? null }
-      ctx.out(`Answer to ${id} recorded in the journal; ${afterAppend(server, `passes it to ${q.from}`)}`)
+      if (ctx.json) return { id: q.id, answer, recorded: true, serverRunning: server.running ?? null }
+      ctx.out(`Answer to ${q.id} recorded in the journal; ${afterAppend(server, `passes it to ${q.from}`)}`)
       return undefined
     },
   },
