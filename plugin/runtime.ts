@@ -80,6 +80,7 @@ export class Runtime {
       post: (m) => this.outbox.post(m),
       agents: () => this.catalogue.delegatable(),
       onInterrupted: (t, how) => this.interrupted(t, how),
+      sessionStarted: (sid, parentId, title) => void this.registry.learn(sid, { parentId, title }),
       isolationHeader: renderIsolation,
       projectDir,
       stateDir: options.stateDir,

@@ -36,6 +36,8 @@ export interface TaskPorts {
    * (`stalled`, not finished); the caller decides resume or cancel (the close policy).
    */
   onInterrupted(task: Task, how: "restart" | "stopped"): Promise<void>
+  /** A task's child session exists (its ancestry is known: no need to ask OpenCode for it). */
+  sessionStarted(sessionId: string, parentSessionId: string, title: string): void
   /** The isolation header text for a task (written into its context file). */
   isolationHeader(task: Task): string
   projectDir: string
@@ -222,6 +224,7 @@ export class TaskManager {
     try {
       const sessionId = await this.deps.host.createSession({ parentId: task.parentSessionId, title: `${task.agent}: ${task.title}` })
       this.bySession.set(sessionId, task.id)
+      this.ports.sessionStarted(sessionId, task.parentSessionId, `${task.agent}: ${task.title}`)
       // Both before the prompt (a restart must never launch a task twice), neither after the other.
       await Promise.all([this.writeContext(task), this.update(task.id, { status: "running", sessionId, lastActivityAt: this.deps.clock.now() })])
       this.watchdog.watch(task.id)
