@@ -30,6 +30,8 @@ interface Ctx {
   /** Whether an OpenCode server with NSO runs for the project (looked up on demand). */
   server: () => ServerSeen
   options: Options
+  /** Settings that were wrong (each dropped alone; the rest apply). */
+  optionProblems: string[]
   stateDir: string
   contextDir: string
   json: boolean
@@ -136,6 +138,7 @@ const commands: Record<string, Command> = {
         project: ctx.dir,
         foundFrom: ctx.project.start,
         plugin: { entries: ctx.nso.entries.map((e) => ({ spec: e.spec, source: e.source })), problems: ctx.nso.problems },
+        optionProblems: ctx.optionProblems,
         server: { running: server.running ?? null, pids: server.pids.map((p) => p.pid), how: server.how },
         journal: { records: report.records, snapshot: report.snapshot, corrupt: report.corrupt, torn: report.torn },
         tasks: { total: tasks.length, active: tasks.filter((t) => !TERMINAL_TASK_STATUSES.has(t.status)).length, byStatus },
@@ -150,6 +153,7 @@ const commands: Record<string, Command> = {
       const lines = [
         `Project: ${ctx.dir}${ctx.project.start !== ctx.dir ? ` (found from ${ctx.project.start})` : ""}`,
         `NSO plugin: ${pluginLine(ctx)}`,
+        `Options: ${ctx.optionProblems.length ? `${ctx.optionProblems.length} setting(s) ignored:${ctx.optionProblems.map((p) => `\n  ${p}`).join("")}` : "ok"}`,
         `OpenCode server with NSO: ${server.running === undefined ? server.how : server.running ? `running (${server.how})` : `none seen (${server.how})`}`,
         `Journal: ${report.records} records${report.snapshot ? " + snapshot" : ""}${report.corrupt || report.torn ? ` (${report.corrupt} corrupt, ${report.torn} torn lines skipped)` : ""}`,
         `Tasks: ${tasks.length} (${Object.entries(byStatus).map(([k, v]) => `${v} ${k}`).join(", ") || "none"})`,
@@ -371,7 +375,7 @@ export async function main(
   }
   const nso = findNso(project)
   const { options, problems } = await loadOptions(deps, project.dir, nso.options)
-  if (!json) for (const p of problems) err(`nso: warning: invalid NSO options, this layer is ignored: ${p}`)
+  if (!json) for (const p of problems) err(`nso: warning: invalid NSO option, this setting is ignored: ${p}`)
   let seen: ServerSeen | undefined
   const ctx: Ctx = {
     dir: project.dir,
@@ -379,6 +383,7 @@ export async function main(
     nso,
     server: () => (seen ??= serverFor(join(project.dir, options.stateDir, "journal.jsonl"))),
     options,
+    optionProblems: problems,
     stateDir: options.stateDir,
     contextDir: options.init.contextDir,
     json,

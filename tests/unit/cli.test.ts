@@ -251,3 +251,15 @@ describe("is a server running?", () => {
   })
 })
 
+
+describe("nso status and option problems", () => {
+  it("lists each ignored setting, and still applies the rest", async () => {
+    const dir = files(tempDir(), { ".git/": "", ".opencode/nso/": "", ".opencode/nso.yaml": "buffer:\n  pausMs: 3\n  maxSize: 7\n" })
+    const r = await run(["status", "--dir", dir])
+    expect(r.code).toBe(0)
+    expect(r.out).toContain("Options: 1 setting(s) ignored:")
+    expect(r.out).toContain(".opencode/nso.yaml: buffer.pausMs: not an NSO option (check the spelling)")
+    const j = await run(["status", "--dir", dir, "--json"])
+    expect(JSON.parse(j.out).optionProblems).toEqual([expect.stringContaining("buffer.pausMs")])
+  })
+})
