@@ -19,6 +19,10 @@ export const BufferOptions = z
     maxHoldMs: ms(60_000, "A high-priority message held this long is delivered at the next idle moment, pause or not"),
     maxSize: z.number().int().positive().default(1_000).describe("Most messages held per session before low-value ones are dropped"),
     lowTtlMs: ms(10 * 60_000, "Lifetime of an undelivered low-priority message"),
+    coalesceMs: ms(
+      1_000,
+      "While other tasks still run, results that need no reply are gathered this long after the first of them and delivered together",
+    ),
     maxInlineChars: z
       .number()
       .int()

@@ -101,7 +101,9 @@ export class Runtime {
         return task ? renderIsolation(task) : undefined
       },
       onRootReady: async (sid) => this.deliverer.poke(sid),
-      record: (sid, root) => (this.state.initialized.has(sid) ? Promise.resolve() : this.write({ type: "session.initialized", sessionId: sid, root })),
+      // Only a root session's init is worth a journal record (its memory files, its greeting); a
+      // child's is the isolation header, cheap to redo after a restart, and one fewer fsync per task.
+      record: (sid, root) => (!root || this.state.initialized.has(sid) ? Promise.resolve() : this.write({ type: "session.initialized", sessionId: sid, root })),
     })
     this.toolLog = new ToolLog(deps, ToolLog.at(projectDir, options.stateDir))
     this.tags = new JsonlLog(deps, join(projectDir, options.stateDir, "messages.jsonl"))

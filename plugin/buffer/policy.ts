@@ -22,6 +22,12 @@ export interface PolicyOptions {
   pauseMs: number
   /** A `high` message older than this is delivered at the next idle moment, in ms. */
   maxHoldMs: number
+  /**
+   * While other tasks still run, a batch that needs no reply waits until its oldest item is this
+   * old, so results finishing close together go in as one message: each delivery costs OpenCode
+   * a request, storage and events while it is busy running the other tasks (ms, default 0).
+   */
+  coalesceMs?: number
 }
 
 export interface DeliveryDecision {
@@ -78,7 +84,12 @@ export function decideDelivery(
     why,
   })
 
-  if (now >= pauseAt) return pick(live, "pause")
+  if (now >= pauseAt) {
+    const batch = pick(live, "pause")
+    const gatherUntil = Math.min(...live.map((e) => e.time)) + (opts.coalesceMs ?? 0)
+    if (batch.reply || activity.runningTasks === 0 || now >= gatherUntil) return batch
+    return { deliver: [], reply: false, expired, why: "waiting", wakeAt: min([gatherUntil, nextExpiry]) }
+  }
   const due = live.filter((e) => isDue(e, now, opts))
   if (due.length) return pick(due, "urgent")
 

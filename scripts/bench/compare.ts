@@ -205,7 +205,7 @@ async function delegateOnce(kind: "opencode" | "nso", { oc, model }: Side, sessi
 }
 
 export async function compareBench(n = 6): Promise<Row[]> {
-  const nsoOpts = { buffer: { pauseMs: 0 }, init: { sweepDelayMs: 50 }, journal: { fsync: true } }
+  const nsoOpts = { buffer: { pauseMs: 0 }, init: { sweepDelayMs: 50 }, journal: { fsync: process.env.NSO_BENCH_FSYNC !== "0" } }
   const [oc, nso] = await withSides([bare({ OPENCODE_EXPERIMENTAL_BACKGROUND_SUBAGENTS: "true" }), { nso: nsoOpts }], async ([ocSide, nsoSide]) => {
     ocSide!.model.script(delegationRules("opencode"))
     nsoSide!.model.script(delegationRules("nso"))
@@ -372,7 +372,7 @@ async function opencodeTwenty(side: Side, round: number): Promise<Twenty> {
  */
 export async function twentyBench(opts: { snapshot: boolean; rounds: number }): Promise<Row[]> {
   const ROUNDS = opts.rounds
-  const nsoOpts = { buffer: { pauseMs: 0 }, init: { sweepDelayMs: 50 }, tasks: { concurrency: CONCURRENCY }, journal: { fsync: true } }
+  const nsoOpts = { buffer: { pauseMs: 0 }, init: { sweepDelayMs: 50 }, tasks: { concurrency: CONCURRENCY }, journal: { fsync: process.env.NSO_BENCH_FSYNC !== "0" } }
   const config = { snapshot: opts.snapshot }
   const runs = await withSides([{ nso: nsoOpts, config }, { ...bare(), config }], async ([nsoSide, ocSide]) => {
     nsoSide!.model.script([childRule, { when: { user: "batch result" }, reply: { text: "Noted." } }])

@@ -137,3 +137,21 @@ describe("a busy session", () => {
     expect(d.why).toBe("busy")
   })
 })
+
+describe("coalescing results while other tasks run", () => {
+  it("gathers results that need no reply until the oldest is coalesceMs old; a reply-worthy batch goes at once", async () => {
+    const done = (id: string, time: number) => ({ id, time, source: "agent" as const, from: "builder", to: "oracle", kind: "completion" as const, priority: "medium" as const, hops: 0, text: id })
+    const opts = { pauseMs: 0, maxHoldMs: 60_000, coalesceMs: 1000 }
+    const idle = { busy: false, idleSince: 0, runningTasks: 2 }
+    const early = decideDelivery([done("msg_aaaaaa", 100), done("msg_bbbbbb", 600)], idle, 700, opts)
+    expect(early.deliver).toEqual([])
+    expect(early.wakeAt).toBe(1100)
+    const later = decideDelivery([done("msg_aaaaaa", 100), done("msg_bbbbbb", 600)], idle, 1100, opts)
+    expect(later.deliver.map((e) => e.id)).toEqual(["msg_aaaaaa", "msg_bbbbbb"])
+    expect(later.reply).toBe(false)
+    // The last task finished: the Oracle should speak now, with everything gathered.
+    const last = decideDelivery([done("msg_aaaaaa", 100), done("msg_bbbbbb", 600)], { ...idle, runningTasks: 0 }, 700, opts)
+    expect(last.deliver).toHaveLength(2)
+    expect(last.reply).toBe(true)
+  })
+})
