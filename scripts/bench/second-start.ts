@@ -1,9 +1,9 @@
 import { execFileSync, spawn } from "node:child_process"
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, symlinkSync, writeFileSync } from "node:fs"
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { createOpencodeClient } from "@opencode-ai/sdk"
-import { REPO, opencodeConfig } from "../harness/opencode.js"
+import { REPO, opencodeConfig, provision } from "../harness/opencode.js"
 import { fmtMs, percentile, type Row } from "./util.js"
 
 /**
@@ -45,29 +45,11 @@ import { fmtMs, percentile, type Row } from "./util.js"
  * `"second-start": () => secondStartBench()`.
  */
 
-const OPENCODE_VERSION = "1.18.33"
 /** A port nothing listens on: npm's requests fail at once and npm retries, as offline. */
 const OFFLINE_REGISTRY = "http://127.0.0.1:9/"
 
 type Scenario = "without" | "nso-offline" | "nso-online" | "nso-readme" | "nso-outside"
 
-/** `@opencode-ai/plugin` installed and locked once (the harness's folder; made the same way if missing). */
-function provisionedDeps(): string {
-  const dir = join(REPO, ".tmp", `opencode-deps-${OPENCODE_VERSION}`)
-  if (existsSync(join(dir, "package-lock.json")) && existsSync(join(dir, "node_modules", "@opencode-ai", "plugin"))) return dir
-  mkdirSync(dir, { recursive: true })
-  writeFileSync(join(dir, "package.json"), JSON.stringify({ private: true, dependencies: { "@opencode-ai/plugin": OPENCODE_VERSION } }, null, 2))
-  execFileSync("npm", ["install", "--prefer-offline", "--no-audit", "--no-fund", "--ignore-scripts"], { cwd: dir, stdio: "ignore" })
-  return dir
-}
-
-function provision(configDir: string): void {
-  const deps = provisionedDeps()
-  mkdirSync(configDir, { recursive: true })
-  copyFileSync(join(deps, "package.json"), join(configDir, "package.json"))
-  copyFileSync(join(deps, "package-lock.json"), join(configDir, "package-lock.json"))
-  symlinkSync(join(deps, "node_modules"), join(configDir, "node_modules"), "dir")
-}
 
 interface Started {
   /** spawn → the first request naming the project answered (ms). */

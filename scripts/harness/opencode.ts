@@ -14,7 +14,8 @@ import { createOpencodeClient, type OpencodeClient } from "@opencode-ai/sdk"
 const here = dirname(fileURLToPath(import.meta.url))
 /** The repository root (this file is dist/scripts/harness/opencode.js or scripts/harness/opencode.ts). */
 export const REPO = [resolve(here, "../.."), resolve(here, "../../..")].find((d) => existsSync(join(d, "package.json")) && existsSync(join(d, "plugin")))!
-const OPENCODE_VERSION = "1.18.33"
+/** The pinned OpenCode version (the `opencode-ai` devDependency). */
+export const OPENCODE_VERSION = "1.18.33"
 
 export interface OpencodeOptions {
   /** The scripted model's base URL (`…/v1`). */
@@ -59,7 +60,7 @@ process.once("exit", () => {
 })
 
 /** A folder with `@opencode-ai/plugin` installed and locked, prepared once and shared. */
-function provisionedDeps(): string {
+export function provisionedDeps(): string {
   const dir = join(REPO, ".tmp", `opencode-deps-${OPENCODE_VERSION}`)
   if (existsSync(join(dir, "package-lock.json")) && existsSync(join(dir, "node_modules", "@opencode-ai", "plugin"))) return dir
   mkdirSync(dir, { recursive: true })
@@ -69,7 +70,8 @@ function provisionedDeps(): string {
   return dir
 }
 
-function provision(configDir: string, deps: string): void {
+/** Gives a config folder what OpenCode checks before it npm-installs there: nothing left to install. */
+export function provision(configDir: string, deps: string = provisionedDeps()): void {
   mkdirSync(configDir, { recursive: true })
   copyFileSync(join(deps, "package.json"), join(configDir, "package.json"))
   copyFileSync(join(deps, "package-lock.json"), join(configDir, "package-lock.json"))

@@ -4,7 +4,7 @@ import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { promisify } from "node:util"
 import { describe, expect, it, onTestFinished } from "vitest"
-import { REPO, type RunningOpencode } from "../../scripts/harness/opencode.js"
+import { OPENCODE_VERSION, REPO, type RunningOpencode } from "../../scripts/harness/opencode.js"
 import { ownServers, until } from "./helpers.js"
 import { LIMITS, remainingMs } from "./limits.js"
 
@@ -16,7 +16,7 @@ import { LIMITS, remainingMs } from "./limits.js"
  */
 
 const execFileP = promisify(execFile)
-const OPENCODE_VERSION = "1.18.33"
+
 
 async function sh(cmd: string, args: string[], cwd: string): Promise<{ stdout: string; stderr: string; code: number }> {
   try {
