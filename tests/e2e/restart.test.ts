@@ -52,67 +52,6 @@ describe("urgent questions", () => {
   }, LIMITS.ownServersTestMs)
 })
 
-describe("kill -9 mid-task, then restart", () => {
-  it("restores the task, resumes it (persist), and delivers its result exactly once", async () => {
-    const { model, start } = ownServers()
-    const nso = { buffer: { pauseMs: 200 }, init: { sweepDelayMs: 50 }, tasks: { closePolicy: "persist" } }
-    const first = await start({ nso })
-    let second: RunningOpencode | undefined
-    model.script([
-      { when: { user: "long job please" }, reply: { toolCalls: [{ name: "delegate", args: { agent: "builder", prompt: "the long job", title: "long" } }] }, times: 1 },
-      { when: { toolResult: "Started task" }, reply: { text: "Started the long job." }, times: 1 },
-      // The first attempt never finishes: the server is killed while it runs.
-      { when: { user: "the long job" }, reply: { text: "working…", delayMs: 60_000 }, times: 1 },
-      { when: { user: "Your work on this task was interrupted" }, reply: { text: "Long job finished after the restart." }, times: 1 },
-      { when: { user: "Long job finished after the restart." }, reply: { text: "The long job is done." } },
-    ])
-    const root = (await first.client.session.create({ body: { title: "crash" } })).data!.id
-    await first.client.session.prompt({ path: { id: root }, body: { agent: "oracle", parts: [{ type: "text", text: "long job please" }] } })
-    await model.waitFor((r) => r.lastUser.includes("the long job") && !r.lastToolResult)
-    await first.kill()
-
-    second = await start({ nso, projectDir: first.projectDir, homeDir: first.homeDir })
-    await second.client.session.list() // starts the project and NSO
-    await model.waitFor((r) => r.lastUser.includes("Long job finished after the restart.") && !r.lastToolResult)
-    await allIdle(second!.client, "idle")
-    const msgs = await transcript(second.client, root)
-    const results = msgs.filter((m) => m.text.includes("Long job finished after the restart."))
-    expect(results).toHaveLength(1)
-    expect(results[0]!.nso).toMatchObject({ source: "agent", from: "builder", kind: "completion" })
-    const recs = readJsonl(join(first.projectDir, ".opencode/nso/journal.jsonl")) as Rec[]
-    const created = recs.filter((r) => r.e.type === "task.created")
-    expect(created).toHaveLength(1)
-    const completed = recs.filter((r) => r.e.type === "task.updated" && (r.e.patch as { status?: string }).status === "completed")
-    expect(completed).toHaveLength(1)
-  }, LIMITS.ownServersTestMs)
-
-  it("with the default close policy the Oracle is asked, and the answer resumes the task", async () => {
-    const { model, start } = ownServers()
-    const nso = { buffer: { pauseMs: 200 }, init: { sweepDelayMs: 50 } }
-    const first = await start({ nso })
-    let second: RunningOpencode | undefined
-    model.script([
-      { when: { user: "another long job" }, reply: { toolCalls: [{ name: "delegate", args: { agent: "builder", prompt: "the other long job", title: "other" } }] }, times: 1 },
-      { when: { toolResult: "Started task" }, reply: { text: "Started." }, times: 1 },
-      { when: { user: "the other long job" }, reply: { text: "working…", delayMs: 60_000 }, times: 1 },
-      { when: { userMatch: "question (q_\\w+)\\][\\s\\S]*was interrupted when OpenCode stopped or restarted" }, reply: { toolCalls: [{ name: "answer", args: { question_id: "$1", answer: "resume" } }] }, times: 1 },
-      { when: { toolResult: "acted on by NSO" }, reply: { text: "Resumed it." }, times: 1 },
-      { when: { user: "Your work on this task was interrupted" }, reply: { text: "Other job done." }, times: 1 },
-    ])
-    const root = (await first.client.session.create({ body: { title: "ask" } })).data!.id
-    await first.client.session.prompt({ path: { id: root }, body: { agent: "oracle", parts: [{ type: "text", text: "another long job" }] } })
-    await model.waitFor((r) => r.lastUser.includes("the other long job") && !r.lastToolResult)
-    await first.kill()
-    second = await start({ nso, projectDir: first.projectDir, homeDir: first.homeDir })
-    await second.client.session.list()
-    const asked = await model.waitFor((r) => r.lastUser.includes("was interrupted when OpenCode stopped or restarted"))
-    expect(asked.lastUser).toMatch(/\[NSO · nso · task tsk_\w+ · question q_\w+\]/)
-    expect(asked.lastUser).toContain("Options: resume | cancel")
-    await model.waitFor((r) => r.lastUser.includes("Your work on this task was interrupted"))
-    await until(async () => (await transcript(second!.client, root)).some((m) => m.text.includes("Other job done.")), "the result")
-  }, LIMITS.ownServersTestMs)
-})
-
 describe("SIGTERM", () => {
   it("writes the close summary of open sessions to progress.md and still lets the server exit", async () => {
     const { start } = ownServers()
@@ -186,38 +125,43 @@ describe("quitting OpenCode (/exit) with a task running, then starting again", (
     const journal = () => readJsonl(join(first.projectDir, ".opencode/nso/journal.jsonl")) as Rec[]
     const taskId = (journal().find((r) => r.e.type === "task.created")!.e.task as { id: string }).id
     const statuses = () => journal().filter((r) => r.e.type === "task.updated" && r.e.id === taskId && (r.e.patch as { status?: string }).status).map((r) => (r.e.patch as { status: string }).status)
-    return { model, second, root, taskId, statuses }
+    return { model, second, root, journal, statuses }
   }
 
-  it("ask: the question waits through several sweeps, a late 'no problem, resume' resumes it, and the result is delivered once", async () => {
-    const { model, second, root, taskId, statuses } = await quitWithRunningTask("ask", "exit")
-    const asked = await model.waitFor((r) => r.lastUser.includes("was interrupted when OpenCode stopped or restarted"), { what: "the Oracle asked resume or cancel" })
+  /** The resumed task's result reaches the Oracle's session exactly once, tagged as the builder's; one task, completed once. */
+  async function deliveredOnce(q: Awaited<ReturnType<typeof quitWithRunningTask>>): Promise<void> {
+    await until(() => q.statuses().includes("completed"), "the task completed", { saw: () => q.statuses().join(" → ") })
+    const delivered = async () => (await transcript(q.second.client, q.root)).filter((m) => m.nso && m.text.includes("Long job finished after all."))
+    await until(async () => (await delivered()).length > 0, "the result in the Oracle's session")
+    await allIdle(q.second.client)
+    const results = await delivered()
+    expect(results).toHaveLength(1)
+    expect(results[0]!.nso).toMatchObject({ source: "agent", from: "builder", kind: "completion" })
+    expect(q.statuses().filter((s) => s === "completed")).toHaveLength(1)
+    expect(q.statuses()).not.toContain("cancelled")
+    expect(q.journal().filter((r) => r.e.type === "task.created")).toHaveLength(1)
+  }
+
+  it.each(["exit", "kill -9"] as const)("ask (%s): the question waits through several sweeps, a late 'no problem, resume' resumes it, and the result is delivered once", async (quit) => {
+    const q = await quitWithRunningTask("ask", quit)
+    const asked = await q.model.waitFor((r) => r.lastUser.includes("was interrupted when OpenCode stopped or restarted"), { what: "the Oracle asked resume or cancel" })
+    expect(asked.lastUser).toMatch(/\[NSO · nso · task tsk_\w+ · question q_\w+\]/)
+    expect(asked.lastUser).toContain("Options: resume | cancel")
     const qid = /question (q_\w+)\]/.exec(asked.lastUser)![1]!
     // Several sweeps later the task is still on hold, not cancelled.
     const sweepsLater = Date.now() + 2_000
     await until(() => Date.now() > sweepsLater, "two seconds of reconciliation sweeps")
-    expect(statuses()).not.toContain("cancelled")
-    expect(statuses().at(-1)).toBe("stalled")
-    await second.client.session.command({ path: { id: root }, body: { command: "answer", arguments: `${qid} no problem, resume` } })
-    await model.waitFor((r) => r.lastUser.includes("Your work on this task was interrupted"), { what: "the builder told to continue" })
-    await until(() => statuses().includes("completed"), "the task completed", { saw: () => statuses().join(" → ") })
-    const delivered = async () => (await transcript(second.client, root)).filter((m) => m.nso && m.text.includes("Long job finished after all."))
-    await until(async () => (await delivered()).length > 0, "the result in the Oracle's session")
-    await allIdle(second.client)
-    expect(await delivered()).toHaveLength(1)
-    expect(statuses().filter((s) => s === "completed")).toHaveLength(1)
-    expect(taskId).toMatch(/^tsk_/)
+    expect(q.statuses()).not.toContain("cancelled")
+    expect(q.statuses().at(-1)).toBe("stalled")
+    await q.second.client.session.command({ path: { id: q.root }, body: { command: "answer", arguments: `${qid} no problem, resume` } })
+    await q.model.waitFor((r) => r.lastUser.includes("Your work on this task was interrupted"), { what: "the builder told to continue" })
+    await deliveredOnce(q)
   }, LIMITS.ownServersTestMs)
 
-  it("persist: the task resumes by itself and its result is delivered once", async () => {
-    const { model, second, root, statuses } = await quitWithRunningTask("persist", "exit")
-    await model.waitFor((r) => r.lastUser.includes("Your work on this task was interrupted"), { what: "the builder told to continue" })
-    await until(() => statuses().includes("completed"), "the task completed", { saw: () => statuses().join(" → ") })
-    const delivered = async () => (await transcript(second.client, root)).filter((m) => m.nso && m.text.includes("Long job finished after all."))
-    await until(async () => (await delivered()).length > 0, "the result in the Oracle's session")
-    await allIdle(second.client)
-    expect(await delivered()).toHaveLength(1)
-    expect(statuses()).not.toContain("cancelled")
+  it.each(["exit", "kill -9"] as const)("persist (%s): the task resumes by itself and its result is delivered once", async (quit) => {
+    const q = await quitWithRunningTask("persist", quit)
+    await q.model.waitFor((r) => r.lastUser.includes("Your work on this task was interrupted"), { what: "the builder told to continue" })
+    await deliveredOnce(q)
   }, LIMITS.ownServersTestMs)
 
   it.each(["exit", "kill -9"] as const)("kill (%s): the task is cancelled after the restart and the Oracle is told why", async (quit) => {
