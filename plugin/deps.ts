@@ -1,4 +1,6 @@
+import { appendFileSync, mkdirSync } from "node:fs"
 import * as nodeFs from "node:fs/promises"
+import { dirname } from "node:path"
 import { customAlphabet } from "nanoid"
 
 /**
@@ -12,8 +14,13 @@ export interface Deps {
   ids: Ids
   fs: Fs
   log: Logger
-  /** OpenCode, seen through NSO's own small port (adapted in hooks/host.ts). */
+  /** OpenCode, seen through NSO's own small port (adapted in opencode/host.ts). */
   host: Host
+  /**
+   * Appends to a file synchronously, creating its folder: only for the signal path (SIGTERM),
+   * where the process may exit right after the handlers run and nothing async completes.
+   */
+  appendSync(path: string, text: string): void
 }
 
 /** What NSO needs from OpenCode, in NSO's terms. */
@@ -137,6 +144,33 @@ export const randomIds: Ids = { id: (prefix) => `${prefix}_${idHead()}${idBody()
 
 export const silentLogger: Logger = { log: () => {} }
 
+export function appendSync(path: string, text: string): void {
+  mkdirSync(dirname(path), { recursive: true })
+  appendFileSync(path, text)
+}
+
+/** Appends log lines to `.opencode/nso/nso.log` (never stdout: that is OpenCode's). */
+export function fileLogger(path: string, minLevel: LogLevel): Logger {
+  const order: LogLevel[] = ["debug", "info", "warn", "error"]
+  const min = order.indexOf(minLevel)
+  let ready = false
+  return {
+    log(level, message, extra) {
+      if (order.indexOf(level) < min) return
+      try {
+        if (!ready) {
+          mkdirSync(dirname(path), { recursive: true })
+          ready = true
+        }
+        appendFileSync(path, JSON.stringify({ time: new Date().toISOString(), level, message, ...extra }) + "\n")
+      } catch {
+        // Logging must never break a hook.
+      }
+    },
+  }
+}
+
+
 /** The real thing; pass overrides for any part. */
 export function createDeps(overrides: Partial<Deps> = {}): Deps {
   return {
@@ -146,6 +180,7 @@ export function createDeps(overrides: Partial<Deps> = {}): Deps {
     fs: nodeFs,
     log: silentLogger,
     host: detachedHost,
+    appendSync,
     ...overrides,
   }
 }

@@ -1,10 +1,9 @@
-import { appendFileSync, mkdirSync } from "node:fs"
 import { join } from "node:path"
 import { AgentCatalogue, readTemplates } from "./agents/catalogue.js"
 import { loadProfiles } from "./agents/load.js"
 import { Deliverer } from "./buffer/delivery.js"
-import type { Deps, LogLevel, Logger } from "./deps.js"
-import { Journal, type ReplayReport } from "./journal/journal.js"
+import type { Deps } from "./deps.js"
+import { Journal } from "./journal/journal.js"
 import { nsoReducer, type LiveState } from "./journal/state.js"
 import type { Options } from "./options.js"
 import { CONFIG_DIR } from "./paths.js"
@@ -55,7 +54,6 @@ export class Runtime {
     readonly options: Options,
     readonly journal: Journal<LiveState>,
     readonly state: LiveState,
-    readonly replay: ReplayReport,
     catalogue: AgentCatalogue,
     templates: ReadonlyMap<string, string>,
   ) {
@@ -121,10 +119,6 @@ export class Runtime {
     this.closer = new SessionCloser(
       deps,
       { projectDir, contextDir: options.init.contextDir, registry: this.registry, tasks: () => state.tasks.values(), questions: () => state.questions.values() },
-      (path, text) => {
-        mkdirSync(join(path, ".."), { recursive: true })
-        appendFileSync(path, text)
-      },
     )
   }
 
@@ -152,7 +146,7 @@ export class Runtime {
       void deps.host.toast(`NSO agent profiles: ${loaded.problems[0]}${loaded.problems.length > 1 ? ` (+${loaded.problems.length - 1} more)` : ""}`, "error").catch(() => {})
     const templates = await readTemplates(deps, ["nso_headers.md", "task_isolation_header.md", ...[...loaded.profiles.values()].map((p) => p.prompt)])
     const catalogue = new AgentCatalogue(deps, projectDir, options.models, loaded, templates)
-    const rt = new Runtime(deps, projectDir, options, journal, state, report, catalogue, templates)
+    const rt = new Runtime(deps, projectDir, options, journal, state, catalogue, templates)
     rt.deliverer.load(state.pending.values())
     for (const p of problems) rt.notices.add(`NSO options: ${p} — that setting is ignored; fix it in the file named.`)
     for (const p of loaded.problems) rt.notices.add(`NSO agent profiles: ${p} — that definition is left out.`)
@@ -271,26 +265,5 @@ export class Runtime {
     await this.toolLog.flush()
     await this.tags.flush()
     await this.journal.close()
-  }
-}
-
-/** Appends log lines to `.opencode/nso/nso.log` (never stdout: that is OpenCode's). */
-export function fileLogger(path: string, minLevel: LogLevel): Logger {
-  const order: LogLevel[] = ["debug", "info", "warn", "error"]
-  const min = order.indexOf(minLevel)
-  let ready = false
-  return {
-    log(level, message, extra) {
-      if (order.indexOf(level) < min) return
-      try {
-        if (!ready) {
-          mkdirSync(join(path, ".."), { recursive: true })
-          ready = true
-        }
-        appendFileSync(path, JSON.stringify({ time: new Date().toISOString(), level, message, ...extra }) + "\n")
-      } catch {
-        // Logging must never break a hook.
-      }
-    },
   }
 }

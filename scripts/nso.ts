@@ -14,7 +14,7 @@ import { contextPath, formatContext, readContext, updateContext } from "../plugi
 import { loadOptions, type Options } from "../plugin/options.js"
 import { CONFIG_DIR, PACKAGE_ROOT } from "../plugin/paths.js"
 import { definedIn, loadProfiles } from "../plugin/agents/load.js"
-import { findQuestion } from "../plugin/questions/lookup.js"
+import { findQuestion, unanswerable } from "../plugin/questions/lookup.js"
 import { TERMINAL_TASK_STATUSES, type JournalEvent } from "../plugin/protocol.js"
 import { taskLine } from "../plugin/tasks/format.js"
 import { findNso, findProject, isDir, ProjectError, serverFor, type NsoLookup, type Project, type ServerSeen } from "./project.js"
@@ -228,9 +228,8 @@ const commands: Record<string, Command> = {
       const q = found.question
       if (q.status === "answered") throw new UsageError(`question ${q.id} was already answered (${q.answeredBy}: ${q.answer})`)
       if (q.status === "closed") throw new UsageError(`question ${q.id} is closed: ${q.closedReason ?? "nobody is waiting for it"}; nobody can receive an answer`)
-      const task = q.taskId ? s.tasks.get(q.taskId) : undefined
-      if (q.taskId && (!task || TERMINAL_TASK_STATUSES.has(task.status)))
-        throw new UsageError(`question ${q.id} can no longer be answered: its task ${q.taskId} ${task ? `ended ${task.status}` : "is unknown"}`)
+      const gone = unanswerable(q, s.tasks)
+      if (gone) throw new UsageError(`question ${q.id} can no longer be answered: ${gone}`)
       const answer = words.join(" ")
       // The server running the task follows the journal and delivers the answer.
       await appendOne(ctx, { type: "question.answered", id: q.id, answer, by: "user (cli)" })

@@ -1,7 +1,7 @@
 import type { Deps, TimerHandle } from "../deps.js"
 import type { LiveState } from "../journal/state.js"
 import { IdPrefix, TERMINAL_TASK_STATUSES, type Envelope, type JournalEvent, type Question, type Task } from "../protocol.js"
-import { findQuestion } from "./lookup.js"
+import { findQuestion, unanswerable } from "./lookup.js"
 import type { Outgoing } from "../router/outbox.js"
 import { TaskError, type TaskManager } from "../tasks/manager.js"
 import { chooseOption, type Choice, type Synonyms } from "./choice.js"
@@ -91,9 +91,7 @@ export class QuestionManager {
     const out: Question[] = []
     for (const q of this.open()) {
       // A question from an agent NSO did not start has no task: its session may still take a late answer.
-      if (!q.taskId) continue
-      const task = this.ports.tasks.get(q.taskId)
-      const reason = !task ? `its task ${q.taskId} is unknown (a lost or damaged journal record)` : TERMINAL_TASK_STATUSES.has(task.status) ? `its task ${task.id} ended ${task.status}` : undefined
+      const reason = unanswerable(q, this.ports.state.tasks)
       if (!reason) continue
       await this.close(q.id, reason)
       out.push(this.get(q.id)!)
@@ -208,15 +206,16 @@ export class QuestionManager {
     const id = q.id
     if (q.status === "answered" || this.routed.has(id)) throw new TaskError(`Question ${id} was already answered (by ${q.answeredBy}: "${q.answer}"). Nothing to do.`)
     if (q.status === "closed") throw new TaskError(`Question ${id} is closed: ${q.closedReason ?? "nobody is waiting for it"}. Nobody can receive an answer; nothing was recorded.`)
-    const task = q.taskId ? this.ports.tasks.get(q.taskId) : undefined
-    if (q.taskId && (!task || TERMINAL_TASK_STATUSES.has(task.status))) {
-      await this.close(id, task ? `its task ${task.id} ended ${task.status}` : `its task ${q.taskId} is unknown`)
-      throw new TaskError(`Question ${id} can no longer be answered: ${this.get(id)?.closedReason}. Nothing was recorded.`)
+    const gone = unanswerable(q, this.ports.state.tasks)
+    if (gone) {
+      await this.close(id, gone)
+      throw new TaskError(`Question ${id} can no longer be answered: ${gone}. Nothing was recorded.`)
     }
     if (!answer.trim()) throw new TaskError("The answer is empty: pass the user's answer as text.")
     // NSO acts on its own questions itself, so it must understand the answer before accepting it.
-    if (q.from === "nso" && q.options.length && !chooseOption(answer, q.options, NSO_SYNONYMS).ok)
-      throw new TaskError(`Question ${id} needs one of: ${q.options.join(", ")}. "${answer}" names ${describeNamed(chooseOption(answer, q.options, NSO_SYNONYMS))}. Answer again with one of those words; nothing was recorded.`)
+    const choice = q.from === "nso" && q.options.length ? chooseOption(answer, q.options, NSO_SYNONYMS) : undefined
+    if (choice && !choice.ok)
+      throw new TaskError(`Question ${id} needs one of: ${q.options.join(", ")}. "${answer}" names ${describeNamed(choice)}. Answer again with one of those words; nothing was recorded.`)
     this.routed.add(id)
     await this.ports.write({ type: "question.answered", id, answer, by })
     return { question: this.get(id)!, delivered: await this.route(id, answer, by) }

@@ -43,10 +43,8 @@ export class SessionCloser {
   private closed = new Set<string>()
 
   constructor(
-    private readonly deps: Pick<Deps, "fs" | "clock">,
+    private readonly deps: Pick<Deps, "fs" | "clock" | "appendSync">,
     private readonly src: CloseSources,
-    /** A synchronous append, for the signal path only. */
-    private readonly appendSync: (path: string, text: string) => void,
   ) {}
 
   /** Appends the session's summary to progress.md (once); returns the path, or undefined if done before. */
@@ -62,7 +60,7 @@ export class SessionCloser {
       if (s.parentId || this.closed.has(s.id) || s.counts.user + s.counts.agent === 0) continue
       this.closed.add(s.id)
       try {
-        this.appendSync(join(this.src.projectDir, this.src.contextDir, "01_memory", "progress.md"), this.summary(s.id).replace("\n## ", "\n## (server stopped) "))
+        this.deps.appendSync(join(this.src.projectDir, this.src.contextDir, "01_memory", "progress.md"), this.summary(s.id).replace("\n## ", "\n## (server stopped) "))
       } catch {
         // Best effort by definition.
       }

@@ -12,10 +12,6 @@ export class Notices {
     this.list.push(text)
   }
 
-  all(): readonly string[] {
-    return this.list
-  }
-
   /** Notices this session has not been shown yet (and marks them shown). */
   unseen(sessionId: string): string[] {
     const from = this.shown.get(sessionId) ?? 0

@@ -508,11 +508,6 @@ export class TaskManager {
     if (this.get(id)?.status !== "stalled") await this.update(id, { status: "stalled" })
   }
 
-  /** Whether a restart cut this task off and nobody has decided yet. */
-  isInterrupted(id: string): boolean {
-    return this.interrupted.has(id)
-  }
-
   dispose(): void {
     if (this.sweep) this.deps.timers.clearInterval(this.sweep)
     this.watchdog.dispose()

@@ -3,6 +3,7 @@ import { mkdtempSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import type { AssistantOutcome, Deps, Host, HostSession, Logger, LogLevel, TimerHandle } from "../../plugin/deps.js"
+import { appendSync } from "../../plugin/deps.js"
 import { IdPrefix, type Envelope } from "../../plugin/protocol.js"
 
 /** A clock and timers that move only when the test says so. */
@@ -117,6 +118,8 @@ export function fakeDeps(overrides: Partial<Deps> = {}): Deps & { time: FakeTime
     timers: time.timers_,
     ids: { id: (p) => `${p}_${(++idCounter).toString(36).padStart(6, "0")}` },
     fs,
+    // Tests write into scratch folders: the real synchronous append is what the signal path needs.
+    appendSync,
     log: logger,
     host: fakeHost,
     time,
