@@ -26,7 +26,11 @@ export interface Deps {
 /** What NSO needs from OpenCode, in NSO's terms. */
 export interface Host {
   /** Puts a synthetic text part into a session; `noReply` stores it without a model turn. */
-  inject(sessionId: string, message: { text: string; meta: Record<string, unknown>; noReply: boolean; agent?: string }): Promise<void>
+  /**
+   * Puts a message into a session. `agent`: who the turn runs as (a prompt without one runs as
+   * OpenCode's default agent, not the session's); with `delegates`, the tools as for `prompt`.
+   */
+  inject(sessionId: string, message: { text: string; meta: Record<string, unknown>; noReply: boolean; agent?: string; delegates?: boolean }): Promise<void>
   toast(message: string, variant: "info" | "success" | "warning" | "error"): Promise<void>
   session(id: string): Promise<HostSession | undefined>
   sessions(): Promise<HostSession[]>

@@ -20,6 +20,8 @@ import { answerTool } from "./opencode/tools/answer.js"
 import { askUserTool } from "./opencode/tools/ask-user.js"
 import { tasksTool } from "./opencode/tools/tasks.js"
 import { watch } from "node:fs"
+import { homedir } from "node:os"
+import { sharedDirs } from "./agents/shared.js"
 
 /**
  * NSO for OpenCode. Options: `"plugin": [["opencode-nso", { …options }]]` in opencode.json, over
@@ -38,7 +40,8 @@ export const NsoPlugin: Plugin = async (input, pluginOptions) => {
 
   let rt: Runtime
   try {
-    rt = await Runtime.start(deps, projectDir, options, problems)
+    const shared = (kind: "agents" | "teams", paths: readonly string[]) => sharedDirs({ projectDir, home: homedir(), env: process.env, paths, kind })
+    rt = await Runtime.start(deps, projectDir, options, problems, { agents: shared("agents", options.agentsPaths), teams: shared("teams", options.teamsPaths) })
   } catch (err) {
     // NSO off, OpenCode on: a broken state folder must never take the server down.
     log.log("error", "NSO could not start; it is disabled for this server", { error: String(err) })

@@ -19,9 +19,11 @@ export const TaskId = prefixed("tsk", "task")
 export type TaskId = z.infer<typeof TaskId>
 export const QuestionId = prefixed("q", "question")
 export type QuestionId = z.infer<typeof QuestionId>
+export const WorkflowId = prefixed("wf", "team run")
+export type WorkflowId = z.infer<typeof WorkflowId>
 
 /** The prefixes in use, so id generation and parsing agree. */
-export const IdPrefix = { message: "msg", task: "tsk", question: "q", batch: "dlv" } as const
+export const IdPrefix = { message: "msg", task: "tsk", question: "q", batch: "dlv", workflow: "wf" } as const
 
 // ---------------------------------------------------------------------------------------------
 // The message envelope
@@ -66,6 +68,8 @@ export const Envelope = z.object({
   taskId: TaskId.optional(),
   questionId: QuestionId.optional(),
   replyTo: MessageId.optional(),
+  /** The team run the message is about. */
+  workflowId: WorkflowId.optional(),
   /** How many agents this message has passed through; the loop guard stops it past a bound. */
   hops: z.number().int().nonnegative().default(0),
   /** Milliseconds since the epoch after which an undelivered message is dropped. */
@@ -108,6 +112,23 @@ export const TERMINAL_TASK_STATUSES: ReadonlySet<TaskStatus> = new Set<TaskStatu
   "cancelled",
 ])
 
+/** A task's place in a team run. */
+export const TaskWorkflow = z.object({
+  id: WorkflowId,
+  /** The task's step in the run's plan ("coordinator", "member:2", "synthesis"): stable across restarts. */
+  step: z.string().min(1),
+  /** The member's role in the team, as the team file names it. */
+  role: z.string().optional(),
+  /**
+   * `workflow`: the run reports this task's end (the delegating session hears one team result);
+   * `parent`: reported to its delegating session as any task (a member's result to its coordinator).
+   */
+  report: z.enum(["parent", "workflow"]),
+  /** Most tasks of this run that may work at once (the team's `max_parallel`). */
+  parallel: z.number().int().positive().optional(),
+})
+export type TaskWorkflow = z.infer<typeof TaskWorkflow>
+
 export const Task = z.object({
   id: TaskId,
   agent: z.string().min(1),
@@ -124,6 +145,13 @@ export const Task = z.object({
   /** Path globs the task may write to; empty means unrestricted. */
   scope: z.array(z.string()).default([]),
   dependsOn: z.array(TaskId).default([]),
+  /** Start once every dependency ended, whatever way; failed ones are marked in the handoff (team runs). */
+  acceptPartial: z.boolean().optional(),
+  /** Wall-clock limit for this task, in ms (over the `tasks.maxRuntimeMs` option). */
+  timeoutMs: z.number().int().positive().optional(),
+  /** Most model turns (assistant messages) this task may take. */
+  maxTurns: z.number().int().positive().optional(),
+  workflow: TaskWorkflow.optional(),
   createdAt: z.number().int(),
   updatedAt: z.number().int(),
   lastActivityAt: z.number().int(),
@@ -157,6 +185,52 @@ export const Question = z.object({
   closedReason: z.string().optional(),
 })
 export type Question = z.infer<typeof Question>
+
+// ---------------------------------------------------------------------------------------------
+// Team runs (workflows). A run is a record over ordinary tasks: its members are tasks carrying
+// `workflow.id`; the run only adds a phase, handoffs and the one result its caller hears.
+
+export const TeamPattern = z.enum(["coordinator_worker", "parallel", "sequential", "hierarchical", "peer_to_peer"])
+export type TeamPattern = z.infer<typeof TeamPattern>
+
+export const WorkflowPhase = z.enum(["delegation", "parallel_execution", "synthesis", "completed", "failed", "partial", "cancelled"])
+export type WorkflowPhase = z.infer<typeof WorkflowPhase>
+
+export const TERMINAL_PHASES: ReadonlySet<WorkflowPhase> = new Set<WorkflowPhase>(["completed", "failed", "partial", "cancelled"])
+
+export const Handoff = z.object({
+  from: TaskId,
+  to: TaskId,
+  fromAgent: z.string(),
+  toAgent: z.string(),
+  /** Files the earlier member listed (its "Artifacts:" section). */
+  artifacts: z.array(z.string()).default([]),
+  at: z.number().int(),
+})
+export type Handoff = z.infer<typeof Handoff>
+
+export const Workflow = z.object({
+  id: WorkflowId,
+  team: z.string().min(1),
+  pattern: TeamPattern,
+  goal: z.string(),
+  title: z.string(),
+  /** The session that started the run; its one result goes there. */
+  parentSessionId: z.string().min(1),
+  /** Set for a sub-team run started by a coordinator of a hierarchical team. */
+  parentWorkflowId: WorkflowId.optional(),
+  /** 1 for a run started by the Oracle or the user; +1 per sub-team level. */
+  depth: z.number().int().positive(),
+  phase: WorkflowPhase,
+  /** Who started it: an agent name, or `user` (the /team command, the CLI). */
+  startedBy: z.string().min(1),
+  handoffs: z.array(Handoff).default([]),
+  createdAt: z.number().int(),
+  updatedAt: z.number().int(),
+  endedAt: z.number().int().optional(),
+  result: z.string().optional(),
+})
+export type Workflow = z.infer<typeof Workflow>
 
 // ---------------------------------------------------------------------------------------------
 // Journal events: the only things ever written to the journal. Replay folds them into state.
@@ -194,7 +268,8 @@ export const JournalEvent = z.discriminatedUnion("type", [
   event("question.answered", { id: QuestionId, answer: z.string(), by: z.string() }),
   event("question.closed", { id: QuestionId, reason: z.string() }),
   /** Written by another process (the CLI); the server acts on it. */
-  event("task.cancel_requested", { id: TaskId, by: z.string() }),
+  /** `id`: a task, or a team run (all its tasks). */
+  event("task.cancel_requested", { id: z.string().regex(/^(tsk|wf)_[0-9A-Za-z_-]{4,64}$/, { message: 'expected a task or team run id like "tsk_abc123" or "wf_abc123"' }), by: z.string() }),
   /** Legacy: read from older journals and ignored. Tags are written to messages.jsonl now. */
   event("message.classified", {
     sessionId: z.string(),
@@ -204,6 +279,11 @@ export const JournalEvent = z.discriminatedUnion("type", [
     agent: z.string().optional(),
   }),
   event("session.initialized", { sessionId: z.string(), root: z.boolean() }),
+  event("workflow.created", { workflow: Workflow }),
+  event("workflow.updated", { id: WorkflowId, patch: Workflow.pick({ phase: true, endedAt: true, result: true }).partial() }),
+  event("workflow.handoff", { id: WorkflowId, handoff: Handoff }),
+  /** Written by another process (the CLI): the server starts the run. */
+  event("workflow.requested", { team: z.string(), goal: z.string(), sessionId: z.string().optional(), by: z.string() }),
 ])
 export type JournalEvent = z.infer<typeof JournalEvent>
 

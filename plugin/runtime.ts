@@ -1,6 +1,7 @@
 import { join } from "node:path"
 import { AgentCatalogue, readTemplates } from "./agents/catalogue.js"
 import { loadProfiles } from "./agents/load.js"
+import { loadTeams } from "./teams/load.js"
 import { Deliverer } from "./buffer/delivery.js"
 import type { Deps } from "./deps.js"
 import { Journal } from "./journal/journal.js"
@@ -18,6 +19,8 @@ import { Notices } from "./session/notices.js"
 import { PromptAdditions } from "./session/prompt.js"
 import { SessionRegistry } from "./session/registry.js"
 import { TaskManager } from "./tasks/manager.js"
+import { TeamRunner } from "./teams/runner.js"
+import type { Team } from "./teams/team.js"
 import { JsonlLog } from "./telemetry/jsonl.js"
 import { ToolLog } from "./telemetry/tool-log.js"
 
@@ -34,6 +37,8 @@ export class Runtime {
   readonly outbox: Outbox
   readonly deliverer: Deliverer
   readonly tasks: TaskManager
+  /** Team runs over the tasks. */
+  readonly runs: TeamRunner
   readonly questions: QuestionManager
   readonly init: SessionInit
   readonly prompt: PromptAdditions
@@ -56,13 +61,20 @@ export class Runtime {
     readonly state: LiveState,
     catalogue: AgentCatalogue,
     templates: ReadonlyMap<string, string>,
+    /** The loaded teams, by name. */
+    readonly teams: ReadonlyMap<string, Team>,
   ) {
     this.startedAt = deps.clock.now()
     this.catalogue = catalogue
     this.registry = new SessionRegistry(deps)
     this.deliverer = new Deliverer(deps, options.buffer, this.registry, {
       write: (e) => this.write(e),
-      runningTasks: (sid) => this.tasks.running(sid),
+      runningTasks: (sid) => this.tasks.running(sid) + this.runs.liveFrom(sid),
+      gathers: (sid) => this.runs.gathers(sid),
+      agentOf: (sid) => {
+        const t = this.tasks.bySessionId(sid)
+        return t && { agent: t.agent, delegates: this.catalogue.delegatable().get(t.agent)?.delegates ?? false }
+      },
     })
     const isolation = templates.get("task_isolation_header.md") ?? ""
     const renderIsolation = (task: Task) =>
@@ -80,8 +92,16 @@ export class Runtime {
       onInterrupted: (t, how) => this.interrupted(t, how),
       sessionStarted: (sid, parentId, title) => void this.registry.learn(sid, { parentId, title }),
       isolationHeader: renderIsolation,
+      awaiting: (sid) => this.deliverer.pending(sid).length + this.runs.liveFrom(sid),
       projectDir,
       stateDir: options.stateDir,
+    })
+    this.runs = new TeamRunner(deps, { memberResultChars: 1_500 }, {
+      state,
+      write: (e) => this.write(e),
+      post: (m) => this.outbox.post(m),
+      tasks: this.tasks,
+      teams: () => this.teams,
     })
     this.questions = new QuestionManager(deps, options.tasks.questionTimeoutMs, {
       state,
@@ -122,8 +142,17 @@ export class Runtime {
     )
   }
 
-  /** `problems`: what was wrong with the options (each already dropped), for the user to see. */
-  static async start(deps: Deps, projectDir: string, options: Options, problems: readonly string[] = []): Promise<Runtime> {
+  /**
+   * `problems`: what was wrong with the options (each already dropped), for the user to see.
+   * `shared`: folders of profiles and teams shared across projects (agents/shared.ts), lowest first.
+   */
+  static async start(
+    deps: Deps,
+    projectDir: string,
+    options: Options,
+    problems: readonly string[] = [],
+    shared: { agents: readonly string[]; teams: readonly string[] } = { agents: [], teams: [] },
+  ): Promise<Runtime> {
     const dir = join(projectDir, options.stateDir)
     const { journal, state, report } = await Journal.open(deps, nsoReducer, {
       dir,
@@ -140,16 +169,19 @@ export class Runtime {
         .writeFile(ignore, "# NSO's state (journal, logs, task files) is not for version control; the project's agent profiles are.\n*\n!.gitignore\n!agents/\n!agents/**\n")
         .catch(() => {}),
     )
-    const loaded = await loadProfiles(deps, { shipped: join(CONFIG_DIR, "agents"), project: join(projectDir, options.stateDir, "agents") }, options.agents)
+    const loaded = await loadProfiles(deps, { shipped: join(CONFIG_DIR, "agents"), shared: shared.agents, project: join(projectDir, options.stateDir, "agents") }, options.agents)
+    const teams = await loadTeams(deps, { shipped: join(CONFIG_DIR, "teams"), shared: shared.teams, project: join(projectDir, options.stateDir, "teams") }, options.teams, loaded.profiles)
+    for (const p of teams.problems) deps.log.log("error", `team problem (that team is left out): ${p}`)
     for (const p of loaded.problems) deps.log.log("error", `agent profile problem (that definition is left out): ${p}`)
-    if (loaded.problems.length)
-      void deps.host.toast(`NSO agent profiles: ${loaded.problems[0]}${loaded.problems.length > 1 ? ` (+${loaded.problems.length - 1} more)` : ""}`, "error").catch(() => {})
+    const defects = [...loaded.problems, ...teams.problems]
+    if (defects.length) void deps.host.toast(`NSO profiles and teams: ${defects[0]}${defects.length > 1 ? ` (+${defects.length - 1} more)` : ""}`, "error").catch(() => {})
     const templates = await readTemplates(deps, ["nso_headers.md", "task_isolation_header.md", ...[...loaded.profiles.values()].map((p) => p.prompt)])
     const catalogue = new AgentCatalogue(deps, projectDir, options.models, loaded, templates)
-    const rt = new Runtime(deps, projectDir, options, journal, state, catalogue, templates)
+    const rt = new Runtime(deps, projectDir, options, journal, state, catalogue, templates, teams.teams)
     rt.deliverer.load(state.pending.values())
     for (const p of problems) rt.notices.add(`NSO options: ${p} — that setting is ignored; fix it in the file named.`)
     for (const p of loaded.problems) rt.notices.add(`NSO agent profiles: ${p} — that definition is left out.`)
+    for (const p of teams.problems) rt.notices.add(`NSO teams: ${p} — that team is left out.`)
     if (report.corrupt) rt.notices.add(`NSO's journal had ${report.corrupt} damaged line(s); they were skipped (see .opencode/nso/nso.log).`)
     return rt
   }
@@ -161,6 +193,7 @@ export class Runtime {
   async startBackground(): Promise<void> {
     await this.deliverer.settle([...this.state.inDoubt.entries()], this.state.inDoubtEnvelopes)
     await this.tasks.recover()
+    await this.runs.recover()
     for (const q of await this.questions.closeOrphans())
       this.notices.add(`Question ${q.id} (${q.from}: "${q.text.slice(0, 80)}") was closed: ${q.closedReason}. An answer to it could reach nobody.`)
     // Questions still open from before the restart are shown where the user writes next, not
@@ -214,7 +247,24 @@ export class Runtime {
       nsoReducer.apply(this.state, rec)
       const e = rec.e
       if (e.type === "question.answered") await this.questions.answeredElsewhere(e.id)
-      else if (e.type === "task.cancel_requested") await this.tasks.cancel(e.id, `cancelled by ${e.by}`).catch(() => {})
+      else if (e.type === "task.cancel_requested")
+        await (e.id.startsWith("wf_") ? this.runs.cancel(e.id, `cancelled by ${e.by}`) : this.tasks.cancel(e.id, `cancelled by ${e.by}`)).catch(() => {})
+      else if (e.type === "workflow.requested") await this.startRequested(e)
+    }
+  }
+
+  /**
+   * A team run asked for from outside (the CLI): started from the named session, else from the
+   * root session the user wrote in last. What went wrong reaches the user as a notice.
+   */
+  private async startRequested(e: Extract<JournalEvent, { type: "workflow.requested" }>): Promise<void> {
+    const roots = this.registry.all().filter((s) => !s.parentId)
+    const sessionId = e.sessionId ?? roots.sort((a, b) => (b.lastUserMessageAt ?? 0) - (a.lastUserMessageAt ?? 0))[0]?.id
+    if (!sessionId) return void this.notices.add(`Team run of "${e.team}" asked for by ${e.by} was not started: no OpenCode session is open yet. Open one and ask again.`)
+    try {
+      await this.runs.start({ team: e.team, goal: e.goal, parentSessionId: sessionId, startedBy: "user" })
+    } catch (err) {
+      this.notices.add(`Team run of "${e.team}" asked for by ${e.by} was not started: ${(err as Error).message}`)
     }
   }
 

@@ -12,6 +12,10 @@ export interface DeliveryPorts {
   write(event: JournalEvent): Promise<void>
   /** Background tasks of this session still running. */
   runningTasks(sessionId: string): number
+  /** Whether this session hears its tasks' results only once all of them ended (see SessionActivity.gather). */
+  gathers?(sessionId: string): boolean
+  /** Who a background task's session runs as: a delivery there must continue as that agent. */
+  agentOf?(sessionId: string): { agent: string; delegates: boolean } | undefined
 }
 
 /**
@@ -133,7 +137,8 @@ export class Deliverer {
   private async evaluate(sessionId: string): Promise<void> {
     const b = this.buffer(sessionId)
     const now = this.deps.clock.now()
-    const decision = decideDelivery(b.list(), this.registry.activity(sessionId, this.ports.runningTasks(sessionId)), now, this.opts)
+    const activity = { ...this.registry.activity(sessionId, this.ports.runningTasks(sessionId)), gather: this.ports.gathers?.(sessionId) ?? false }
+    const decision = decideDelivery(b.list(), activity, now, this.opts)
     if (decision.expired.length) {
       b.remove(decision.expired.map((e) => e.id))
       for (const e of decision.expired) await this.ports.write({ type: "message.dropped", id: e.id, reason: "expired" })
@@ -158,6 +163,7 @@ export class Deliverer {
         text: formatBatch(batch, { maxInlineChars: this.opts.maxInlineChars }),
         meta: { ...meta, batchId },
         noReply: !decision.reply,
+        ...this.ports.agentOf?.(sessionId),
       })
     } catch (err) {
       await this.ports.write({ type: "delivery.failed", batchId, reason: String(err) })

@@ -1,8 +1,9 @@
 import type { Envelope } from "../protocol.js"
 
 /** The visible header of an injected message; the model sees only text, so the ids live here. */
-export function header(e: Pick<Envelope, "from" | "kind" | "taskId" | "questionId" | "priority">): string {
+export function header(e: Pick<Envelope, "from" | "kind" | "taskId" | "questionId" | "priority" | "workflowId">): string {
   const parts = ["NSO", e.from]
+  if (e.workflowId) parts.push(`run ${e.workflowId}`)
   if (e.taskId) parts.push(`task ${e.taskId}`)
   if (e.questionId) parts.push(`question ${e.questionId}`)
   // "question q_…" already says what it is.

@@ -15,6 +15,11 @@ export interface SessionActivity {
   lastUserMessageAt?: number
   /** Background tasks of this session still running (queued, running or waiting). */
   runningTasks: number
+  /**
+   * The session waits for all its tasks before it hears any result (a team's coordinator): what
+   * arrives is held until none runs, then goes in as one batch.
+   */
+  gather?: boolean
 }
 
 export interface PolicyOptions {
@@ -74,6 +79,7 @@ export function decideDelivery(
     // The next `idle` event wakes the runtime; only expiry needs a timer.
     return { deliver: [], reply: false, expired, why: "busy", wakeAt: nextExpiry }
   }
+  if (activity.gather && activity.runningTasks > 0) return { deliver: [], reply: false, expired, why: "waiting", wakeAt: nextExpiry }
 
   const quietSince = Math.max(activity.idleSince ?? 0, activity.lastUserMessageAt ?? 0)
   const pauseAt = quietSince + opts.pauseMs

@@ -1,5 +1,5 @@
 import { z } from "zod"
-import { Envelope, Question, Task, TERMINAL_TASK_STATUSES, type JournalRecord } from "../protocol.js"
+import { Envelope, Question, Task, TERMINAL_PHASES, TERMINAL_TASK_STATUSES, Workflow, type JournalRecord } from "../protocol.js"
 import type { Reducer } from "./journal.js"
 
 /**
@@ -9,6 +9,8 @@ import type { Reducer } from "./journal.js"
 export const NsoState = z.object({
   tasks: z.record(z.string(), Task),
   questions: z.record(z.string(), Question),
+  /** Team runs, keyed by id. */
+  workflows: z.record(z.string(), Workflow).default({}),
   /** Buffered and not (yet) delivered, keyed by message id. */
   pending: z.record(z.string(), Envelope),
   /** Batches whose injection was started but not confirmed: delivered or not, we do not know. */
@@ -30,6 +32,7 @@ const DELIVERED_MEMORY = 10_000
 export interface LiveState {
   tasks: Map<string, Task>
   questions: Map<string, Question>
+  workflows: Map<string, Workflow>
   pending: Map<string, Envelope>
   inDoubt: Map<string, { sessionId: string; ids: string[] }>
   /** Envelopes of in-doubt batches, so they can be re-queued if the injection did not happen. */
@@ -42,6 +45,7 @@ export function emptyState(): LiveState {
   return {
     tasks: new Map(),
     questions: new Map(),
+    workflows: new Map(),
     pending: new Map(),
     inDoubt: new Map(),
     inDoubtEnvelopes: new Map(),
@@ -135,6 +139,20 @@ export function applyRecord(state: LiveState, rec: JournalRecord): LiveState {
     case "session.initialized":
       state.initialized.add(e.sessionId)
       break
+    case "workflow.created":
+      state.workflows.set(e.workflow.id, e.workflow)
+      break
+    case "workflow.updated": {
+      const w = state.workflows.get(e.id)
+      if (w) state.workflows.set(e.id, { ...w, ...stripUndefined(e.patch), updatedAt: rec.t })
+      break
+    }
+    case "workflow.handoff": {
+      const w = state.workflows.get(e.id)
+      if (w && !w.handoffs.some((h) => h.from === e.handoff.from && h.to === e.handoff.to)) state.workflows.set(e.id, { ...w, handoffs: [...w.handoffs, e.handoff] })
+      break
+    }
+    case "workflow.requested":
     case "task.cancel_requested":
       // A request; the server that owns the task acts on it and journals the outcome.
       break
@@ -167,6 +185,7 @@ export function pruneFinished(state: LiveState, now: number, retainMs = RETAIN_F
     n++
     for (const [qid, q] of state.questions) if (q.taskId === id && q.status !== "open") state.questions.delete(qid)
   }
+  for (const [id, w] of state.workflows) if (TERMINAL_PHASES.has(w.phase) && now - w.updatedAt >= retainMs) state.workflows.delete(id)
   return n
 }
 
@@ -177,6 +196,7 @@ export const nsoReducer: Reducer<LiveState> = {
   serialize: (s) => ({
     tasks: Object.fromEntries(s.tasks),
     questions: Object.fromEntries(s.questions),
+    workflows: Object.fromEntries(s.workflows),
     pending: Object.fromEntries(s.pending),
     inDoubt: Object.fromEntries(s.inDoubt),
     inDoubtEnvelopes: Object.fromEntries(s.inDoubtEnvelopes),
@@ -188,6 +208,7 @@ export const nsoReducer: Reducer<LiveState> = {
     return {
       tasks: new Map(Object.entries(s.tasks)),
       questions: new Map(Object.entries(s.questions)),
+      workflows: new Map(Object.entries(s.workflows)),
       pending: new Map(Object.entries(s.pending)),
       inDoubt: new Map(Object.entries(s.inDoubt)),
       inDoubtEnvelopes: new Map(Object.entries(s.inDoubtEnvelopes)),

@@ -20,6 +20,7 @@ export function opencodeHost(client: Client, directory: string): Host {
         query: { directory },
         body: {
           ...(m.agent ? { agent: m.agent } : {}),
+          ...(m.delegates !== undefined ? { tools: promptTools(m.delegates) } : {}),
           noReply: m.noReply,
           // Not synthetic: OpenCode's TUI hides synthetic parts, and the user must see what NSO
           // delivered. The metadata still tags it (agent or system, never the user).

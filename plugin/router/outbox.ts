@@ -8,7 +8,7 @@ import { priorityOf } from "./route.js"
  * it goes and how urgent it is are not the sender's to decide.
  */
 export type Outgoing = Pick<Envelope, "source" | "from" | "to" | "kind" | "text"> &
-  Partial<Pick<Envelope, "priority" | "taskId" | "questionId" | "replyTo" | "expiresAt" | "hops">> & {
+  Partial<Pick<Envelope, "priority" | "taskId" | "questionId" | "replyTo" | "expiresAt" | "hops" | "workflowId">> & {
     /** Only for messages about no task: the session to deliver to. */
     sessionId?: string
   }

@@ -1,5 +1,5 @@
-import { TERMINAL_TASK_STATUSES, type Envelope, type Question, type Task } from "../protocol.js"
-import { taskLine } from "./format.js"
+import { TERMINAL_PHASES, TERMINAL_TASK_STATUSES, type Envelope, type Question, type Task, type Workflow } from "../protocol.js"
+import { runLine, taskLine } from "./format.js"
 import { rootSession, type TaskTable } from "./tree.js"
 
 /**
@@ -15,6 +15,8 @@ export function boardText(input: {
   now: number
   /** Finished tasks to show per session (most recent first). */
   recentDone?: number
+  /** Team runs (their member tasks are listed with the other tasks). */
+  runs?: Iterable<Workflow>
 }): string {
   const open = [...input.questions].filter((q) => q.status === "open")
   const bySession = new Map<string, Task[]>()
@@ -34,6 +36,10 @@ export function boardText(input: {
     const done = all.filter((t) => TERMINAL_TASK_STATUSES.has(t.status)).slice(-(input.recentDone ?? 5))
     if (!live.length && !done.length) continue
     lines.push("", `${sid === input.here ? "This session" : `Session ${sid}`}: ${live.length} running or waiting, ${all.length - live.length} finished`)
+    // Sub-team runs show through their members' lines; a run started here gets its own line.
+    const runs = [...(input.runs ?? [])].filter((w) => !w.parentWorkflowId && w.parentSessionId === sid)
+    for (const w of runs.filter((r) => !TERMINAL_PHASES.has(r.phase)).concat(runs.filter((r) => TERMINAL_PHASES.has(r.phase)).slice(-(input.recentDone ?? 5))))
+      lines.push(`- ${runLine(w, all.filter((t) => t.workflow?.id === w.id), input.now)}`)
     for (const t of [...live, ...done]) lines.push(`- ${taskLine(t, input.now, open.find((q) => q.taskId === t.id))}`)
     const held = input.pending(sid)
     if (held.length) lines.push(`  ${held.length} message(s) held until you pause`)

@@ -2,7 +2,7 @@ import { join } from "node:path"
 import type { AssistantOutcome, Deps } from "../deps.js"
 import type { LiveState } from "../journal/state.js"
 import type { TaskOptions } from "../options.js"
-import { IdPrefix, TERMINAL_TASK_STATUSES, type Envelope, type JournalEvent, type Task, type TaskStatus } from "../protocol.js"
+import { IdPrefix, TERMINAL_TASK_STATUSES, type Envelope, type JournalEvent, type Task, type TaskStatus, type TaskWorkflow } from "../protocol.js"
 import type { AgentInfo } from "../agents/catalogue.js"
 import type { Outgoing } from "../router/outbox.js"
 import { ReplyTracker, verdict } from "./completion.js"
@@ -40,6 +40,11 @@ export interface TaskPorts {
   sessionStarted(sessionId: string, parentSessionId: string, title: string): void
   /** The isolation header text for a task (written into its context file). */
   isolationHeader(task: Task): string
+  /**
+   * What this session still waits for besides its own tasks: messages held for it in the buffer,
+   * team runs it started. A task is not done while it waits for any.
+   */
+  awaiting(sessionId: string): number
   projectDir: string
   stateDir: string
 }
@@ -52,6 +57,14 @@ export interface DelegateInput {
   priority?: "low" | "medium" | "high"
   scope?: string[]
   dependsOn?: string[]
+  /** Start once the dependencies ended whatever way (team runs: the synthesis gets what arrived). */
+  acceptPartial?: boolean
+  /** Wall-clock limit for this task, in ms. */
+  timeoutMs?: number
+  /** Most model turns this task may take. */
+  maxTurns?: number
+  /** The task's place in a team run. */
+  workflow?: TaskWorkflow
 }
 
 /** An error whose message is written for the model that made the call. */
@@ -65,6 +78,11 @@ const SLOT_PRIORITY = { low: 0, medium: 1, high: 2 } as const
 
 export class TaskManager {
   private readonly slots: Slots
+  /** Per team run with a `max_parallel`: its own small pool of slots, held from launch to end. */
+  private readonly groups = new Map<string, Slots>()
+  private groupLeases = new Map<string, Lease>()
+  /** Model turns seen per task session: the last assistant message id and how many there were. */
+  private turns = new Map<string, { last: string; count: number }>()
   private readonly scopes = new ScopeLocks()
   private readonly replies = new ReplyTracker()
   private readonly watchdog: Watchdog
@@ -87,9 +105,9 @@ export class TaskManager {
     this.slots = new Slots(opts.concurrency)
     this.watchdog = new Watchdog(deps, opts, {
       onQuiet: (id, quietMs) => void this.onQuiet(id, quietMs).catch((err) => this.deps.log.log("error", "stall check failed", { id, error: String(err) })),
-      onOverTime: (id) =>
-        void this.cancel(id, `it ran longer than the ${this.opts.maxRuntimeMs} ms limit`).catch((err) =>
-          this.deps.log.log("error", "cancelling a task over its time limit failed", { id, error: String(err) }),
+      onOverTime: (id, limitMs) =>
+        void this.stop(id, `it ran longer than its ${Math.round(limitMs / 1000)} s limit`).catch((err) =>
+          this.deps.log.log("error", "stopping a task over its time limit failed", { id, error: String(err) }),
         ),
     })
     for (const t of ports.state.tasks.values()) if (t.sessionId) this.bySession.set(t.sessionId, t.id)
@@ -152,7 +170,7 @@ export class TaskManager {
       if (!dep) throw new TaskError(`depends_on names "${d}", which is not a task. Use ids returned by delegate (see the tasks tool).`)
       if (ancestors.has(d))
         throw new TaskError(`depends_on "${d}" is a task that is waiting for this one (a cycle): it would never start. Remove it from depends_on.`)
-      if (dep.status === "failed" || dep.status === "cancelled")
+      if ((dep.status === "failed" || dep.status === "cancelled") && !input.acceptPartial)
         throw new TaskError(`depends_on "${d}" already ended ${dep.status}; it will produce no result to hand over.`)
     }
     const now = this.deps.clock.now()
@@ -168,6 +186,10 @@ export class TaskManager {
       depth,
       scope: input.scope ?? [],
       dependsOn,
+      ...(input.acceptPartial ? { acceptPartial: true } : {}),
+      ...(input.timeoutMs ? { timeoutMs: input.timeoutMs } : {}),
+      ...(input.maxTurns ? { maxTurns: input.maxTurns } : {}),
+      ...(input.workflow ? { workflow: input.workflow } : {}),
       createdAt: now,
       updatedAt: now,
       lastActivityAt: now,
@@ -189,11 +211,17 @@ export class TaskManager {
   private async start(id: string): Promise<void> {
     const deps = await Promise.all(this.get(id)!.dependsOn.map((d) => this.ended(d)))
     const bad = deps.find((d) => d.status !== "completed")
-    if (bad) return void (await this.finish(id, "failed", { error: `dependency ${bad.id} (${bad.agent}: ${bad.title}) ended ${bad.status}` }))
+    if (bad && !this.get(id)!.acceptPartial) return void (await this.finish(id, "failed", { error: `dependency ${bad.id} (${bad.agent}: ${bad.title}) ended ${bad.status}` }))
     if (this.get(id)!.status !== "queued") return
     await this.scopes.claim(this.get(id)!, (other) => this.get(other), (other) => this.ended(other))
     const task = this.get(id)!
     if (task.status !== "queued") return this.scopes.release(id)
+    const group = task.workflow?.parallel ? await this.groupSlot(task.workflow.id, task.workflow.parallel) : undefined
+    if (group) this.groupLeases.set(id, group)
+    if (this.get(id)!.status !== "queued") {
+      this.releaseGroup(id)
+      return this.scopes.release(id)
+    }
     const lease = await this.slots.acquire(this.keyOf(task), SLOT_PRIORITY[task.priority])
     if (this.get(id)!.status !== "queued") {
       lease.release()
@@ -201,6 +229,17 @@ export class TaskManager {
     }
     this.leases.set(id, lease)
     await this.launch(task, deps)
+  }
+
+  private groupSlot(key: string, limit: number): Promise<Lease> {
+    let g = this.groups.get(key)
+    if (!g) this.groups.set(key, (g = new Slots(limit)))
+    return g.acquire("run")
+  }
+
+  private releaseGroup(id: string): void {
+    this.groupLeases.get(id)?.release()
+    this.groupLeases.delete(id)
   }
 
   /** Tasks waiting for a slot under this agent's concurrency key. */
@@ -227,11 +266,15 @@ export class TaskManager {
       this.ports.sessionStarted(sessionId, task.parentSessionId, `${task.agent}: ${task.title}`)
       // Both before the prompt (a restart must never launch a task twice), neither after the other.
       await Promise.all([this.writeContext(task), this.update(task.id, { status: "running", sessionId, lastActivityAt: this.deps.clock.now() })])
-      this.watchdog.watch(task.id)
+      this.watchdog.watch(task.id, task.timeoutMs)
       let text = task.prompt
       if (deps.length) {
         text += "\n\nResults of the tasks this one builds on:\n"
-        for (const d of deps) text += `\n[${d.id} · ${d.agent} · ${d.title}]\n${(d.result ?? "").slice(0, HANDOFF_CHARS)}\n`
+        for (const d of deps)
+          text +=
+            d.status === "completed"
+              ? `\n[${d.id} · ${d.agent} · ${d.title}]\n${(d.result ?? "").slice(0, HANDOFF_CHARS)}\n`
+              : `\n[${d.id} · ${d.agent} · ${d.title} · ${d.status.toUpperCase()}: no result — ${d.error ?? "no reason given"}]\n`
       }
       await this.deps.host.prompt(sessionId, { agent: task.agent, text, delegates: agent?.delegates ?? false, meta: { source: "agent", from: "nso", kind: "assignment", ids: [task.id] } })
     } catch (err) {
@@ -272,7 +315,17 @@ export class TaskManager {
 
   /** An assistant message of a task's session was created or changed (from events). */
   observeAssistant(sessionId: string, messageId: string, outcome: Omit<AssistantOutcome, "text">): void {
-    if (this.bySession.has(sessionId)) this.replies.observeAssistant(sessionId, messageId, outcome)
+    const id = this.bySession.get(sessionId)
+    if (!id) return
+    this.replies.observeAssistant(sessionId, messageId, outcome)
+    const task = this.get(id)
+    if (!task?.maxTurns || !isLive(task.status)) return
+    const seen = this.turns.get(id)
+    if (seen?.last === messageId) return
+    const count = (seen?.count ?? 0) + 1
+    this.turns.set(id, { last: messageId, count })
+    if (count > task.maxTurns)
+      void this.stop(id, `it reached its limit of ${task.maxTurns} model turns`).catch((err) => this.deps.log.log("error", "stopping a task over its turn limit failed", { id, error: String(err) }))
   }
 
   /** A text part of a task's session changed (from events); synthetic parts are not the agent's words. */
@@ -284,11 +337,14 @@ export class TaskManager {
   async onIdle(sessionId: string): Promise<void> {
     const task = this.bySessionId(sessionId)
     if (!task || !isLive(task.status) || task.status === "waiting_for_answer" || this.interrupted.has(task.id) || this.confirming.has(task.id)) return
+    // Work it handed on is not finished, or results for it wait in the buffer: it is not done.
+    // It does no model work while it waits, so its slot goes to the tasks it waits for.
+    if (this.awaitsOwn(task)) return this.releaseSlot(task.id)
     this.confirming.add(task.id)
     try {
       const last = this.replies.finished(sessionId) ?? (await this.deps.host.lastAssistant(sessionId))
       const t = this.get(task.id)!
-      if (!isLive(t.status) || t.status === "waiting_for_answer" || this.interrupted.has(t.id) || !last?.completed) return
+      if (!isLive(t.status) || t.status === "waiting_for_answer" || this.interrupted.has(t.id) || !last?.completed || this.awaitsOwn(t)) return
       const v = verdict(last)
       if (v.status === "cancelled") {
         // NSO's own cancel finishes the task before it aborts the session, so an abort seen
@@ -302,6 +358,11 @@ export class TaskManager {
     } finally {
       this.confirming.delete(task.id)
     }
+  }
+
+  /** Tasks it delegated still run, or it waits for messages or team runs (see TaskPorts.awaiting). */
+  private awaitsOwn(t: Task): boolean {
+    return !!t.sessionId && (this.running(t.sessionId) > 0 || this.ports.awaiting(t.sessionId) > 0)
   }
 
   async onError(sessionId: string, error: { name: string; message: string; aborted: boolean }): Promise<void> {
@@ -356,6 +417,8 @@ export class TaskManager {
     this.finishing.delete(id)
     // The model work is over: the next task may start while the end is being written.
     this.releaseSlot(id)
+    this.releaseGroup(id)
+    this.turns.delete(id)
     this.watchdog.unwatch(id)
     this.scopes.release(id)
     this.interrupted.delete(id)
@@ -365,7 +428,8 @@ export class TaskManager {
     this.ends.delete(id)
     e?.resolve(done)
     for (const fn of this.endListeners) fn(done)
-    if (status === "cancelled") return void (await updated) // the canceller reports it
+    // The canceller reports a cancel; a team run reports its own members' ends as one result.
+    if (status === "cancelled" || t.workflow?.report === "workflow") return void (await updated)
     // One group commit for the end and its report.
     await Promise.all([
       updated,
@@ -412,12 +476,25 @@ export class TaskManager {
     return out
   }
 
+  /**
+   * Ends a task that hit one of its limits (time, turns) as failed — not cancelled: nobody chose
+   * to stop it, and whoever waits for it (a team's synthesis) must hear why it has no result.
+   */
+  async stop(id: string, reason: string): Promise<void> {
+    const t = this.get(id)
+    if (!t || TERMINAL_TASK_STATUSES.has(t.status)) return
+    for (const d of descendants(this.ports.state.tasks, id).filter((x) => !TERMINAL_TASK_STATUSES.has(x.status)).sort((a, b) => b.depth - a.depth))
+      await this.cancel(d.id, `the task that started it stopped: ${reason}`, { tell: false })
+    await this.finish(id, "failed", { error: `stopped: ${reason}` })
+    if (t.sessionId) await this.deps.host.abort(t.sessionId).catch((err) => this.deps.log.log("warn", "abort failed", { id, error: String(err) }))
+  }
+
   // ----- watchdog and sweep -------------------------------------------------------------------
 
   /** The watchdog saw no activity for stallMs: report a stall once. Waiting for the user is not a stall. */
   private async onQuiet(id: string, quietMs: number): Promise<void> {
     const t = this.get(id)
-    if (!t || !isLive(t.status) || t.status === "waiting_for_answer") return
+    if (!t || !isLive(t.status) || t.status === "waiting_for_answer" || this.awaitsOwn(t)) return
     if (t.status !== "stalled") {
       await this.update(id, { status: "stalled" })
       await this.ports.post({
@@ -469,7 +546,7 @@ export class TaskManager {
           break
         case "await_answer":
           this.scopes.hold(t.id)
-          this.watchdog.watch(t.id)
+          this.watchdog.watch(t.id, t.timeoutMs)
           break
         case "interrupted":
           this.scopes.hold(t.id)
@@ -492,7 +569,7 @@ export class TaskManager {
     if (TERMINAL_TASK_STATUSES.has(this.get(id)!.status)) return
     this.interrupted.delete(id)
     await this.update(id, { status: "running", lastActivityAt: this.deps.clock.now() })
-    this.watchdog.watch(id)
+    this.watchdog.watch(id, t.timeoutMs)
     await this.deps.host.prompt(t.sessionId, {
       agent: t.agent,
       text: "[NSO · system] Your work on this task was interrupted (OpenCode stopped or restarted). Continue where you left off; your earlier messages are above.",
@@ -512,6 +589,7 @@ export class TaskManager {
     if (this.sweep) this.deps.timers.clearInterval(this.sweep)
     this.watchdog.dispose()
     this.slots.clear()
+    for (const g of this.groups.values()) g.clear()
   }
 }
 

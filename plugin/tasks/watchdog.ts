@@ -10,7 +10,7 @@ export interface WatchdogOptions {
 export interface WatchdogPorts {
   /** The task has been quiet for `quietMs` (≥ stallMs). The watchdog looks again stallMs later. */
   onQuiet(id: string, quietMs: number): void
-  onOverTime(id: string): void
+  onOverTime(id: string, limitMs: number): void
 }
 
 /**
@@ -29,12 +29,15 @@ export class Watchdog {
     private readonly ports: WatchdogPorts,
   ) {}
 
-  /** Starts watching (or restarts the clock of) a task. */
-  watch(id: string, withLimit = true): void {
+  /**
+   * Starts watching (or restarts the clock of) a task. `limitMs`: the task's own wall-clock
+   * limit, over the `maxRuntimeMs` option; the limit runs from the first watch.
+   */
+  watch(id: string, limitMs?: number): void {
     this.touch(id)
     this.arm(id, this.opts.stallMs)
-    if (withLimit && this.opts.maxRuntimeMs > 0 && !this.limit.has(id))
-      this.limit.set(id, this.deps.timers.setTimeout(() => this.ports.onOverTime(id), this.opts.maxRuntimeMs))
+    const limit = limitMs ?? this.opts.maxRuntimeMs
+    if (limit > 0 && !this.limit.has(id)) this.limit.set(id, this.deps.timers.setTimeout(() => this.ports.onOverTime(id, limit), limit))
   }
 
   /** Any sign of life. */

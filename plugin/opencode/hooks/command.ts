@@ -21,7 +21,26 @@ export function commandHook(rt: Runtime): CommandHook {
   }
   return async (input, output) => {
     if (input.command === "nso-status") {
-      await show(input.sessionID, boardText({ tasks: rt.state.tasks, questions: rt.state.questions.values(), pending: (sid) => rt.deliverer.pending(sid), here: input.sessionID, now: rt.deps.clock.now() }))
+      await show(input.sessionID, boardText({ tasks: rt.state.tasks, questions: rt.state.questions.values(), pending: (sid) => rt.deliverer.pending(sid), here: input.sessionID, now: rt.deps.clock.now(), runs: rt.state.workflows.values() }))
+    }
+    if (input.command === "team") {
+      const m = /^\s*(\S+)\s+([\s\S]*\S)\s*$/.exec(input.arguments)
+      const names = [...rt.teams.keys()].join(", ") || "(none loaded)"
+      if (!m) await show(input.sessionID, `/team needs a team and a goal, like: /team code-review review the changes in src/auth. Teams: ${names}.`, "error")
+      try {
+        const { run, plan } = await rt.runs.start({ team: m![1]!, goal: m![2]!, parentSessionId: input.sessionID, startedBy: "user" })
+        await show(input.sessionID, `Started team run ${run.id}: ${run.team} (${run.pattern.replace("_", "-")}; ${plan.steps.map((s) => s.agent).join(", ")}${plan.delegatesTo.length ? ` → ${plan.delegatesTo.join(", ")}` : ""}). Its one result arrives here when it ends; /nso-status shows its members, /nso-cancel ${run.id} stops it.`)
+      } catch (err) {
+        if (err instanceof Handled) throw err
+        await show(input.sessionID, `/team failed: ${(err as Error).message}`, "error")
+      }
+    }
+    if (input.command === "nso-cancel" && input.arguments.trim().startsWith("wf_")) {
+      const id = input.arguments.trim()
+      const run = rt.runs.get(id)
+      if (!run) await show(input.sessionID, `No team run "${id}". /nso-status lists them.`, "error")
+      const gone = await rt.runs.cancel(id, "cancelled by the user (/nso-cancel)", { tell: false })
+      await show(input.sessionID, gone.length ? `Cancelled team run ${id} (${run!.team}): ${gone.map((t) => `${t.id} (${t.agent})`).join(", ")}.` : `Team run ${id} had already ended (${run!.phase}).`)
     }
     if (input.command === "nso-cancel") {
       const arg = input.arguments.trim()

@@ -16,7 +16,11 @@ export const COMMANDS = {
     template: "$ARGUMENTS",
   },
   "nso-cancel": {
-    description: "NSO: cancel a background task and all it started — /nso-cancel <task id> | all (no model turn)",
+    description: "NSO: cancel a background task or team run and all it started — /nso-cancel <task or run id> | all (no model turn)",
+    template: "$ARGUMENTS",
+  },
+  team: {
+    description: "NSO: run a team in the background — /team <team> <goal> (no model turn; its one result arrives here)",
     template: "$ARGUMENTS",
   },
 } as const

@@ -23,9 +23,9 @@ export function compactNames(names: readonly string[]): string {
 /** Hands work to a background agent; returns the task id at once. */
 export function delegateTool(rt: Runtime) {
   return defineTool("delegate", {
-    description: `Run work in the background: returns a task id now, the result later as an [NSO] message. Agents: ${compactNames([...rt.catalogue.delegatable().keys()])}`,
+    description: `Run work in the background: returns an id now, the result later as an [NSO] message. Agents: ${compactNames([...rt.catalogue.delegatable().keys()])}${rt.teams.size ? `. Teams (one result): ${compactNames([...rt.teams.keys()])}` : ""}`,
     args: {
-      agent: z.string(),
+      agent: z.string().describe("Agent or team"),
       prompt: z.string(),
       title: z.string().optional(),
       priority: z.enum(["low", "medium", "high"]).optional(),
@@ -33,7 +33,8 @@ export function delegateTool(rt: Runtime) {
       depends_on: z.array(z.string()).optional().describe("Task ids to finish first"),
     },
     async run(args, call) {
-        const t = await rt.tasks.delegate({
+      const d = await rt.runs.delegate(
+        {
           parentSessionId: call.sessionId,
           agent: args.agent,
           prompt: args.prompt,
@@ -41,22 +42,37 @@ export function delegateTool(rt: Runtime) {
           priority: args.priority,
           scope: args.scope,
           dependsOn: args.depends_on,
-        })
-        // The new task joins the queue on the next tick: these counts are what is ahead of it.
-        const full = rt.tasks.busySlots(t.agent) >= rt.options.tasks.concurrency
-        const ahead = rt.tasks.waitingFor(t.agent)
-        const queued = t.dependsOn.length
-          ? ` It starts after ${t.dependsOn.join(", ")}.`
-          : full
-            ? ` It is queued behind ${rt.options.tasks.concurrency} running task(s) for the same model${ahead ? ` and ${ahead} waiting` : ""}.`
-            : ""
-        const title = `${t.agent}: ${t.title} · ${t.id} · in the background (ctrl+x ↓ shows it, /nso-status the board)`
-        call.show(title, { taskId: t.id })
+        },
+        call.agent,
+      )
+      if (d.kind === "run") {
+        const r = d.run
+        const members = d.plan.steps.map((s) => s.agent)
+        const who = d.plan.resultStep === "coordinator" ? `coordinator ${members[0]}, members ${d.plan.delegatesTo.join(", ")}` : members.join(r.pattern === "sequential" ? " → " : ", ")
+        const title = `team ${r.team}: ${r.title} · ${r.id} · in the background (/nso-status shows it)`
+        call.show(title, { workflowId: r.id })
         return {
           title,
-          output: `Started task ${t.id} (${t.agent}: "${t.title}").${queued} Keep talking with the user; the result will arrive as an [NSO · ${t.agent} · task ${t.id}] message.`,
-          metadata: { taskId: t.id, agent: t.agent, status: t.status },
+          output: `Started team run ${r.id} (${r.team}, ${r.pattern.replace("_", "-")}: ${who}). Keep talking with the user; the team's one result will arrive as an [NSO · ${r.team} · run ${r.id}] message. tasks with id "${r.id}" shows its members; cancel: true stops all of them.`,
+          metadata: { workflowId: r.id, team: r.team, phase: r.phase },
         }
+      }
+      const t = d.task
+      // The new task joins the queue on the next tick: these counts are what is ahead of it.
+      const full = rt.tasks.busySlots(t.agent) >= rt.options.tasks.concurrency
+      const ahead = rt.tasks.waitingFor(t.agent)
+      const queued = t.dependsOn.length
+        ? ` It starts after ${t.dependsOn.join(", ")}.`
+        : full
+          ? ` It is queued behind ${rt.options.tasks.concurrency} running task(s) for the same model${ahead ? ` and ${ahead} waiting` : ""}.`
+          : ""
+      const title = `${t.agent}: ${t.title} · ${t.id} · in the background (ctrl+x ↓ shows it, /nso-status the board)`
+      call.show(title, { taskId: t.id })
+      return {
+        title,
+        output: `Started task ${t.id} (${t.agent}: "${t.title}").${queued} Keep talking with the user; the result will arrive as an [NSO · ${t.agent} · task ${t.id}] message.`,
+        metadata: { taskId: t.id, agent: t.agent, status: t.status },
+      }
     },
   })
 }

@@ -1,7 +1,7 @@
 import { tool } from "@opencode-ai/plugin"
-import { TERMINAL_TASK_STATUSES, type Task } from "../../protocol.js"
+import { TERMINAL_PHASES, TERMINAL_TASK_STATUSES, type Task } from "../../protocol.js"
 import type { Runtime } from "../../runtime.js"
-import { taskLine } from "../../tasks/format.js"
+import { runLine, taskLine } from "../../tasks/format.js"
 import { TaskError } from "../../tasks/manager.js"
 import { defineTool } from "./define.js"
 
@@ -13,7 +13,7 @@ const z = tool.schema
  */
 export function tasksTool(rt: Runtime) {
   return defineTool("tasks", {
-    description: "Background tasks: list; id → full result (waits ≤ wait_ms); cancel: true stops it and all it started.",
+    description: "Background tasks and team runs: list; id → full result (waits ≤ wait_ms); cancel: true stops it and all it started.",
     args: {
       id: z.string().optional(),
       cancel: z.boolean().optional(),
@@ -24,6 +24,7 @@ export function tasksTool(rt: Runtime) {
         if (args.cancel) throw new TaskError("cancel needs the id of the task to cancel. Call tasks without arguments to list them.")
         return board(rt, call.sessionId)
       }
+      if (args.id.startsWith("wf_")) return runView(rt, args.id, args.cancel === true)
       let t = rt.tasks.get(args.id)
       if (!t) throw new TaskError(`No task "${args.id}". Call tasks without an id to list them.`)
       if (args.cancel) {
@@ -43,7 +44,24 @@ function board(rt: Runtime, sessionId: string): string {
   const list = rt.tasks.tree(sessionId)
   if (!list.length) return "No background tasks in this session."
   const active = list.filter((t) => !TERMINAL_TASK_STATUSES.has(t.status)).length
-  return `${list.length} task(s), ${active} active:\n${list.map((t) => taskLine(t, now, open.find((q) => q.taskId === t.id))).join("\n")}`
+  const runs = [...rt.state.workflows.values()].filter((w) => w.parentSessionId === sessionId).map((w) => runLine(w, rt.runs.tasksOf(w.id), now))
+  return `${list.length} task(s), ${active} active:\n${[...runs, ...list.map((t) => taskLine(t, now, open.find((q) => q.taskId === t.id)))].join("\n")}`
+}
+
+/** A team run: its line, its members, and its result once it ended; or cancel it. */
+async function runView(rt: Runtime, id: string, cancel: boolean): Promise<string> {
+  const run = rt.runs.get(id)
+  if (!run) throw new TaskError(`No team run "${id}". Call tasks without an id to list runs and tasks.`)
+  if (cancel) {
+    if (TERMINAL_PHASES.has(run.phase)) return `Team run ${id} already ended (${run.phase}); nothing to cancel.`
+    const gone = await rt.runs.cancel(id, "cancelled by the Oracle", { tell: false })
+    return `Cancelled team run ${id} (${run.team}): ${gone.map((x) => `${x.id} (${x.agent})`).join(", ") || "no task was still running"}.`
+  }
+  const now = rt.deps.clock.now()
+  const members = rt.runs.tasksOf(id)
+  const lines = [runLine(run, members, now), ...members.map((t) => `- ${taskLine(t, now)}`)]
+  if (run.result) lines.push("", run.result)
+  return lines.join("\n")
 }
 
 function result(rt: Runtime, t: Task): string {

@@ -1,0 +1,175 @@
+import { join } from "node:path"
+import { afterEach, beforeAll, describe, expect, it } from "vitest"
+import { readJsonl, type RunningOpencode } from "../../scripts/harness/opencode.js"
+import { allIdle, liveServer, transcript, until } from "./helpers.js"
+
+type Rec = { t: number; e: { type: string; [k: string]: unknown } }
+const journal = (oc: RunningOpencode) => readJsonl(join(oc.projectDir, ".opencode/nso/journal.jsonl")) as Rec[]
+type Run = { id: string; team: string; phase: string; handoffs: { fromAgent: string; toAgent: string; artifacts: string[] }[]; result?: string }
+/** The team runs as the journal has them now. */
+function runs(oc: RunningOpencode): Run[] {
+  const out = new Map<string, Run>()
+  for (const r of journal(oc)) {
+    if (r.e.type === "workflow.created") out.set((r.e.workflow as Run).id, { ...(r.e.workflow as Run) })
+    if (r.e.type === "workflow.updated") Object.assign(out.get(r.e.id as string) ?? {}, r.e.patch)
+    if (r.e.type === "workflow.handoff") out.get(r.e.id as string)?.handoffs.push(r.e.handoff as Run["handoffs"][number])
+  }
+  return [...out.values()]
+}
+const ended = (oc: RunningOpencode, team: string) => runs(oc).find((r) => r.team === team && ["completed", "partial", "failed", "cancelled"].includes(r.phase))
+
+async function prompt(oc: RunningOpencode, sessionId: string, text: string) {
+  await oc.client.session.prompt({ path: { id: sessionId }, body: { agent: "oracle", parts: [{ type: "text", text }] } })
+}
+const newSession = async (oc: RunningOpencode, title: string) => (await oc.client.session.create({ body: { title } })).data!.id
+
+/** Messages in the Oracle's session that NSO delivered from `from`. */
+async function deliveredFrom(oc: RunningOpencode, sessionId: string, from: string) {
+  return (await transcript(oc.client, sessionId)).filter((m) => m.nso?.from === from)
+}
+
+const worker = (n: string) => ({ description: `Worker ${n}`, prompt: `You are worker ${n}.` })
+
+describe("teams on a real server", () => {
+  const srv = liveServer({
+    nso: {
+      buffer: { pauseMs: 300 },
+      init: { sweepDelayMs: 50 },
+      tasks: { concurrency: 8 },
+      agents: { w1: worker("w1"), w2: worker("w2"), w3: worker("w3"), lead: { description: "Leads a team", prompt: "You lead the team.", delegates: true, role: "coordinator" } },
+      teams: {
+        panel: { description: "Three workers at once, a lead sums up", pattern: "parallel", coordinator: "lead", members: [{ agent: "w1" }, { agent: "w2" }, { agent: "w3" }] },
+        chain: {
+          description: "Three workers one after another",
+          pattern: "sequential",
+          members: [
+            { agent: "w3", priority: 3 },
+            { agent: "w1", priority: 1 },
+            { agent: "w2", priority: 2 },
+          ],
+        },
+        crew: { description: "A lead assigns work to two workers", pattern: "coordinator_worker", coordinator: "lead", members: [{ agent: "w1", role: "first" }, { agent: "w2", role: "second" }] },
+      },
+    },
+  })
+  const model = srv.model
+  let oc: RunningOpencode
+  beforeAll(() => {
+    oc = srv.oc
+  })
+  afterEach(async () => {
+    await allIdle(oc.client, "sessions idle before the next test")
+    model.reset()
+  })
+
+  it("parallel: members overlap in time, the coordinator gets all results in one prompt, the Oracle gets one team result", async () => {
+    model.script([
+      { when: { user: "assess with the panel" }, reply: { toolCalls: [{ name: "delegate", args: { agent: "panel", prompt: "assess the plan" } }] }, times: 1 },
+      { when: { toolResult: "Started team run" }, reply: { text: "The panel is on it." }, times: 1 },
+      { when: { user: "You synthesise this team's work" }, reply: { text: "PANEL SYNTHESIS: all three agree.\nDisagreements: none" }, times: 1 },
+      { when: { userMatch: "You are (w\\d)[,.]" }, reply: { text: "finding from $1", delayMs: 700 } },
+      { when: { user: "PANEL SYNTHESIS" }, reply: { text: "The panel agrees." } },
+    ])
+    const root = await newSession(oc, "panel")
+    await prompt(oc, root, "assess with the panel")
+    await until(() => ended(oc, "panel"), "the panel run to end", { saw: () => runs(oc).map((r) => `${r.team}:${r.phase}`).join(", ") })
+    await until(async () => (await deliveredFrom(oc, root, "panel")).length > 0, "the team result in the Oracle's session")
+    await allIdle(oc.client)
+
+    const members = model.requests.filter((r) => /You are w\d[,.]/.test(r.lastUser) && !r.lastToolResult)
+    expect(members).toHaveLength(3)
+    expect(Math.max(...members.map((r) => r.at))).toBeLessThan(Math.min(...members.map((r) => r.respondedAt)))
+    const synth = model.requests.filter((r) => r.lastUser.includes("You synthesise this team's work"))
+    expect(synth).toHaveLength(1)
+    for (const w of ["w1", "w2", "w3"]) expect(synth[0]!.lastUser).toContain(`finding from ${w}`)
+    expect(synth[0]!.at).toBeGreaterThanOrEqual(Math.max(...members.map((r) => r.respondedAt)))
+
+    const results = await deliveredFrom(oc, root, "panel")
+    expect(results).toHaveLength(1)
+    expect(results[0]!.nso).toMatchObject({ source: "agent", kind: "completion" })
+    expect(results[0]!.text).toContain("PANEL SYNTHESIS")
+    expect(results[0]!.text).toMatch(/\[NSO · panel · run wf_\w+ · completion\]/)
+    const all = await transcript(oc.client, root)
+    expect(all.filter((m) => m.nso && ["w1", "w2", "w3", "lead"].includes(m.nso.from))).toHaveLength(0)
+    expect(ended(oc, "panel")!.phase).toBe("completed")
+  })
+
+  it("sequential: members run one after another, each sees the previous result and its artifacts, handoffs are recorded", async () => {
+    model.script([
+      { when: { user: "run the chain" }, reply: { toolCalls: [{ name: "delegate", args: { agent: "chain", prompt: "process the data" } }] }, times: 1 },
+      { when: { toolResult: "Started team run" }, reply: { text: "Chain started." }, times: 1 },
+      { when: { user: "You are w1." }, reply: { text: "step one done\nArtifacts:\n- out/one.csv", delayMs: 300 }, times: 1 },
+      { when: { user: "You are w2." }, reply: { text: "step two done\nArtifacts:\n- out/two.csv", delayMs: 300 }, times: 1 },
+      { when: { user: "You are w3." }, reply: { text: "CHAIN FINAL: three steps done", delayMs: 300 }, times: 1 },
+      { when: { user: "CHAIN FINAL" }, reply: { text: "The chain finished." } },
+    ])
+    const root = await newSession(oc, "chain")
+    await prompt(oc, root, "run the chain")
+    await until(() => ended(oc, "chain"), "the chain run to end")
+    await until(async () => (await deliveredFrom(oc, root, "chain")).length > 0, "the chain's result in the Oracle's session")
+    await allIdle(oc.client)
+
+    const step = (w: string) => model.requests.find((r) => r.lastUser.includes(`You are ${w}.`))!
+    const [one, two, three] = [step("w1"), step("w2"), step("w3")]
+    expect(two.at).toBeGreaterThanOrEqual(one.respondedAt)
+    expect(three.at).toBeGreaterThanOrEqual(two.respondedAt)
+    expect(two.lastUser).toContain("step one done")
+    expect(two.lastUser).toContain("out/one.csv")
+    expect(three.lastUser).toContain("step two done")
+    const run = ended(oc, "chain")!
+    expect(run.phase).toBe("completed")
+    expect(run.handoffs.map((h) => [h.fromAgent, h.toAgent, h.artifacts])).toEqual([
+      ["w1", "w2", ["out/one.csv"]],
+      ["w2", "w3", ["out/two.csv"]],
+    ])
+    const results = await deliveredFrom(oc, root, "chain")
+    expect(results).toHaveLength(1)
+    expect(results[0]!.text).toContain("CHAIN FINAL")
+    expect(results[0]!.text).toContain("w1 → w2 (out/one.csv)")
+  })
+
+  it("coordinator-worker: the lead may delegate only to members, gets their results in one batch, and the Oracle gets one result", async () => {
+    model.script([
+      { when: { user: "crew, do it" }, reply: { toolCalls: [{ name: "delegate", args: { agent: "crew", prompt: "build the feature" } }] }, times: 1 },
+      { when: { toolResult: "Started team run" }, reply: { text: "Crew started." }, times: 1 },
+      {
+        when: { user: "You coordinate this team" },
+        reply: {
+          toolCalls: [
+            { name: "delegate", args: { agent: "w1", prompt: "crew part one" } },
+            { name: "delegate", args: { agent: "w2", prompt: "crew part two" } },
+            { name: "delegate", args: { agent: "builder", prompt: "crew part three" } },
+          ],
+        },
+        times: 1,
+      },
+      { when: { toolResult: "delegate only to its members" }, reply: { text: "Assigned parts one and two." }, times: 1 },
+      { when: { userMatch: "^crew part (one|two)" }, reply: { text: "result of part $1", delayMs: 500 } },
+      { when: { user: "result of part" }, reply: { text: "CREW SYNTHESIS: both parts fit.\nDisagreements: none" }, times: 1 },
+      { when: { user: "CREW SYNTHESIS" }, reply: { text: "The crew is done." } },
+    ])
+    const root = await newSession(oc, "crew")
+    await prompt(oc, root, "crew, do it")
+    await until(() => ended(oc, "crew"), "the crew run to end", { saw: () => runs(oc).map((r) => `${r.team}:${r.phase}`).join(", ") })
+    await until(async () => (await deliveredFrom(oc, root, "crew")).length > 0, "the crew's result in the Oracle's session")
+    await allIdle(oc.client)
+
+    expect(model.requests.filter((r) => /^crew part three/.test(r.lastUser))).toHaveLength(0)
+    const refused = model.requests.find((r) => r.lastToolResult?.includes("delegate only to its members"))!
+    expect(refused.lastToolResult).toContain("w1, w2")
+    const batches = model.requests.filter((r) => r.lastUser.includes("result of part"))
+    expect(batches).toHaveLength(1)
+    expect(batches[0]!.lastUser).toContain("result of part one")
+    expect(batches[0]!.lastUser).toContain("result of part two")
+    // The batch continues as the lead (not as OpenCode's default agent), with its delegate tool.
+    expect(batches[0]!.system).toContain("You lead the team.")
+    const results = await deliveredFrom(oc, root, "crew")
+    expect(results).toHaveLength(1)
+    expect(results[0]!.text).toContain("CREW SYNTHESIS")
+    expect(results[0]!.text).toMatch(/w1 \(first\): done/)
+    const run = ended(oc, "crew")!
+    expect(run.phase).toBe("completed")
+    const phases = journal(oc).filter((r) => r.e.type === "workflow.updated" && r.e.id === run.id).map((r) => (r.e.patch as { phase?: string }).phase)
+    expect(phases).toEqual(["parallel_execution", "synthesis", "completed"])
+  })
+})
