@@ -107,7 +107,27 @@ export const Options = z
     init: InitOptions,
     tasks: TaskOptions,
     /** Agent profiles to add or override (name → profile fields), over config/agents and .opencode/nso/agents. */
-    agents: z.record(z.string(), z.record(z.string(), z.unknown())).default({}),
+    agents: z
+      .record(z.string(), z.record(z.string(), z.unknown()))
+      .default({})
+      .describe("Agent profiles to add or override (name → profile fields); over every folder of profiles, field by field"),
+    /** Teams to add or override (name → team fields), over config/teams and .opencode/nso/teams. */
+    teams: z
+      .record(z.string(), z.record(z.string(), z.unknown()))
+      .default({})
+      .describe("Teams to add or override (name → team fields); over every folder of teams, field by field"),
+    agentsPaths: z
+      .array(z.string().min(1))
+      .default([])
+      .describe(
+        "Shared folders of agent profiles, used by several projects; later ones win. Over the shipped profiles and $XDG_CONFIG_HOME/opencode/nso/agents, under the project's .opencode/nso/agents. A relative path is relative to the project, ~ is the home folder",
+      ),
+    teamsPaths: z
+      .array(z.string().min(1))
+      .default([])
+      .describe(
+        "Shared folders of teams, used by several projects; later ones win. Over the shipped teams and $XDG_CONFIG_HOME/opencode/nso/teams, under the project's .opencode/nso/teams. A relative path is relative to the project, ~ is the home folder",
+      ),
     /** Model tiers profiles may name instead of a model, e.g. `{ fast: "anthropic/claude-haiku-4-5" }`. */
     models: z.object({ fast: z.string().optional(), strong: z.string().optional() }).strict().default({}),
     knowledge: KnowledgeOptions,

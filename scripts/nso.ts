@@ -4,7 +4,8 @@
  * for scripts, `--help` everywhere; exits non-zero on error.
  */
 import { existsSync, readFileSync, realpathSync } from "node:fs"
-import { dirname, join, relative } from "node:path"
+import { homedir } from "node:os"
+import { dirname, isAbsolute, join, relative } from "node:path"
 import { pathToFileURL } from "node:url"
 import { parseArgs } from "node:util"
 import { createDeps } from "../plugin/deps.js"
@@ -13,9 +14,12 @@ import { nsoReducer, type LiveState } from "../plugin/journal/state.js"
 import { contextPath, formatContext, readContext, updateContext } from "../plugin/messaging/project-context.js"
 import { loadOptions, type Options } from "../plugin/options.js"
 import { CONFIG_DIR, PACKAGE_ROOT } from "../plugin/paths.js"
-import { definedIn, loadProfiles } from "../plugin/agents/load.js"
+import { definedIn, loadProfiles, type LoadedProfiles, type Origin } from "../plugin/agents/load.js"
+import { layerDirs } from "../plugin/agents/shared.js"
+import { loadTeams, teamsOf, type LoadedTeams } from "../plugin/teams/load.js"
+import { orderedMembers } from "../plugin/teams/team.js"
 import { findQuestion, unanswerable } from "../plugin/questions/lookup.js"
-import { TERMINAL_TASK_STATUSES, type JournalEvent } from "../plugin/protocol.js"
+import { TERMINAL_TASK_STATUSES, type JournalEvent, type Workflow } from "../plugin/protocol.js"
 import { taskLine } from "../plugin/tasks/format.js"
 import { findNso, findProject, isDir, ProjectError, serverFor, type NsoLookup, type Project, type ServerSeen } from "./project.js"
 
@@ -36,6 +40,10 @@ interface Ctx {
   contextDir: string
   json: boolean
   out: (s: string) => void
+  /** For problems and notes beside the output (stderr). */
+  err: (s: string) => void
+  /** Set by a command that ends without an error but not entirely well (default 0). */
+  exitCode?: number
 }
 
 interface Command {
@@ -48,6 +56,39 @@ interface Command {
 }
 
 const deps = createDeps()
+
+/** Bounds the CLI keeps (tests shorten them). */
+export const limits = {
+  /** How long `nso team run` waits for the server to start the run. */
+  teamRunWaitMs: 10_000,
+  teamRunPollMs: 100,
+}
+
+/** Profiles and teams as the plugin loads them for this project: every layer, shared folders included. */
+async function loadDefinitions(ctx: Ctx): Promise<{ profiles: LoadedProfiles; teams: LoadedTeams; dirs: ReturnType<typeof layerDirs> }> {
+  const o = ctx.options
+  const dirs = layerDirs({ configDir: CONFIG_DIR, projectDir: ctx.dir, stateDir: ctx.stateDir, agentsPaths: o.agentsPaths, teamsPaths: o.teamsPaths, home: homedir(), env: process.env })
+  const profiles = await loadProfiles(deps, dirs.agents, o.agents)
+  const teams = await loadTeams(deps, dirs.teams, o.teams, profiles.profiles)
+  return { profiles, teams, dirs }
+}
+
+/** A path for people: inside the project relative to it, under the home folder with `~`. */
+function shortPath(ctx: Ctx, path: string): string {
+  const inProject = relative(ctx.dir, path)
+  if (inProject && !inProject.startsWith("..") && !isAbsolute(inProject)) return inProject
+  const inHome = relative(homedir(), path)
+  if (inHome && !inHome.startsWith("..") && !isAbsolute(inHome)) return join("~", inHome)
+  return path
+}
+
+/** Where a definition came from, for people: `(nso) config/…`, `(shared) ~/…`, `.opencode/nso/…`, `opencode.json …`. */
+function originText(ctx: Ctx, o: Origin): string {
+  if (o.layer === "shipped") return `(nso) ${relative(PACKAGE_ROOT, o.where)}`
+  if (o.layer === "shared") return `(shared) ${shortPath(ctx, o.where)}`
+  if (o.layer === "project") return relative(ctx.dir, o.where)
+  return o.where
+}
 
 /** Appends one event durably, as one more writer of the journal. */
 async function appendOne(ctx: Ctx, event: JournalEvent): Promise<void> {
@@ -257,12 +298,12 @@ const commands: Record<string, Command> = {
     },
   },
   agents: {
-    summary: "Every agent profile: role, model, permissions, specialization, where it was defined",
+    summary: "Every agent profile: role, model, permissions, specialization, teams, where it was defined",
     usage: "nso agents [--json]",
     needsState: false,
     async run(ctx) {
       const opts = ctx.options
-      const loaded = await loadProfiles(deps, { shipped: join(CONFIG_DIR, "agents"), project: join(ctx.dir, ctx.stateDir, "agents") }, opts.agents)
+      const { profiles: loaded, teams } = await loadDefinitions(ctx)
       const rows = [...loaded.profiles.values()].map((p) => {
         const tier = p.model === "fast" || p.model === "strong" ? p.model : undefined
         const model = tier ? (opts.models[tier] ?? `default (tier "${tier}" not set in options.models)`) : (p.model ?? "default")
@@ -274,15 +315,108 @@ const commands: Record<string, Command> = {
           p.tools.denied.length ? `denies ${p.tools.denied.join(",")}` : undefined,
           p.tools.allowed.length ? `only ${p.tools.allowed.join(",")}` : undefined,
         ].filter(Boolean)
-        const where = definedIn(loaded.origins.get(p.name) ?? {}).map((o) =>
-          o.layer === "shipped" ? `(nso) ${relative(PACKAGE_ROOT, o.where)}` : o.layer === "project" ? relative(ctx.dir, o.where) : o.where,
-        )
-        return { name: p.name, role: p.role, mode: p.mode, model, permissions: perms, specialization: p.specialization, description: p.description, definedIn: where, knowledge: p.knowledge.map((k) => k.folder) }
+        const where = definedIn(loaded.origins.get(p.name) ?? {}).map((o) => originText(ctx, o))
+        return {
+          name: p.name,
+          role: p.role,
+          mode: p.mode,
+          model,
+          permissions: perms,
+          specialization: p.specialization,
+          description: p.description,
+          definedIn: where,
+          knowledge: p.knowledge.map((k) => k.folder),
+          teams: teamsOf(teams.teams.values(), p.name),
+        }
       })
       if (ctx.json) return { agents: rows, problems: loaded.problems }
       for (const r of rows)
-        ctx.out(`${r.name.padEnd(22)} ${r.role.padEnd(11)} ${r.mode.padEnd(8)} model ${r.model}\n${"".padEnd(23)}${r.specialization || r.description}${r.permissions.length ? ` · ${r.permissions.join(" ")}` : ""}\n${"".padEnd(23)}from ${r.definedIn.join(" + ")}`)
+        ctx.out(
+          `${r.name.padEnd(22)} ${r.role.padEnd(11)} ${r.mode.padEnd(8)} model ${r.model}\n${"".padEnd(23)}${r.specialization || r.description}${r.permissions.length ? ` · ${r.permissions.join(" ")}` : ""}` +
+            `${r.teams.length ? `\n${"".padEnd(23)}in teams ${r.teams.join(", ")}` : ""}\n${"".padEnd(23)}from ${r.definedIn.join(" + ")}`,
+        )
       for (const p of loaded.problems) ctx.out(`problem: ${p}`)
+      return undefined
+    },
+  },
+  teams: {
+    summary: "Every team: pattern, coordinator, members, use case, where it was defined",
+    usage: "nso teams [--json]",
+    needsState: false,
+    async run(ctx) {
+      const { profiles, teams, dirs } = await loadDefinitions(ctx)
+      const rows = [...teams.teams.values()]
+        .sort((a, b) => a.name.localeCompare(b.name))
+        .map((t) => ({
+          name: t.name,
+          description: t.description,
+          pattern: t.pattern,
+          coordinator: t.coordinator ?? null,
+          useCase: t.use_case,
+          members: orderedMembers(t).map((m): { agent?: string; team?: string; role?: string } => ({ agent: m.agent, team: m.team, role: m.role })),
+          definedIn: definedIn(teams.origins.get(t.name) ?? {}).map((o) => originText(ctx, o)),
+        }))
+      // Some problems but no team at all: nothing this command was for worked.
+      if (teams.problems.length && !rows.length) ctx.exitCode = 1
+      if (ctx.json) return { teams: rows, problems: teams.problems, agentProblems: profiles.problems }
+      if (!rows.length)
+        ctx.out(
+          `No teams. NSO reads them from ${[dirs.teams.shipped, ...dirs.teams.shared, dirs.teams.project].map((d) => (d === dirs.teams.shipped ? `(nso) ${relative(PACKAGE_ROOT, d)}` : shortPath(ctx, d))).join(", ")} and the teams option.`,
+        )
+      for (const r of rows) {
+        const members = r.members.map((m) => `${m.agent ?? `team ${m.team}`}${m.role ? ` (${m.role})` : ""}`).join(", ")
+        ctx.out(
+          `${r.name.padEnd(22)} ${r.pattern.padEnd(19)}${r.coordinator ? `coordinator ${r.coordinator}` : "no coordinator"}${r.useCase ? ` · use case ${r.useCase}` : ""}\n` +
+            `${"".padEnd(23)}${r.description}\n${"".padEnd(23)}members: ${members}\n${"".padEnd(23)}from ${r.definedIn.join(" + ")}`,
+        )
+      }
+      for (const p of teams.problems) ctx.err(`problem: ${p}`)
+      if (profiles.problems.length)
+        ctx.err(`note: ${profiles.problems.length} agent profile problem(s), see nso agents; a team naming a profile that was left out is reported as naming an unknown one`)
+      return undefined
+    },
+  },
+  team: {
+    summary: 'Run a team on a goal through the running OpenCode server: nso team run <team> "<goal>"',
+    usage: 'nso team run <team> "<goal>" [--session <id>] [--json]',
+    options: { session: { type: "string", description: "the session the run reports its result to (default: the running server chooses)" } },
+    needsState: false,
+    async run(ctx, { values, positionals }) {
+      const [sub, name, ...words] = positionals
+      if (sub !== "run") throw new UsageError(sub === undefined ? 'say what to do: nso team run <team> "<goal>" (nso teams lists the teams)' : `unknown team command "${sub}"; use nso team run <team> "<goal>"`)
+      const goal = words.join(" ").trim()
+      if (!name || !goal) throw new UsageError('give the team and the goal, e.g. nso team run code-review "review the payment module" (nso teams lists the teams)')
+      const { teams } = await loadDefinitions(ctx)
+      const team = teams.teams.get(name)
+      if (!team) {
+        const why = teams.problems.filter((p) => p.includes(`team "${name}"`))
+        throw new UsageError(`no team "${name}"; teams: ${[...teams.teams.keys()].sort().join(", ") || "(none)"}${why.length ? `. It was left out: ${why.join("; ")}` : ""}`)
+      }
+      const server = ctx.server()
+      if (server.running === false)
+        throw new Error(`no OpenCode server with NSO is running for this project (${server.how}). A team run is started by the server: start OpenCode in ${ctx.dir} and run this again.`)
+      const sessionId = values.session === undefined ? undefined : String(values.session)
+      // Follow the journal from before the request: the server answers with `workflow.created`.
+      const { journal } = await Journal.open(deps, nsoReducer, { dir: join(ctx.dir, ctx.stateDir), maxBytes: Number.MAX_SAFE_INTEGER })
+      let created: Workflow | undefined
+      try {
+        await journal.append({ type: "workflow.requested", team: name, goal, ...(sessionId !== undefined ? { sessionId } : {}), by: "user (nso CLI)" })
+        const deadline = Date.now() + limits.teamRunWaitMs
+        while (!created && Date.now() < deadline) {
+          await new Promise((r) => setTimeout(r, Math.min(limits.teamRunPollMs, Math.max(0, deadline - Date.now()))))
+          for (const rec of await journal.readForeign())
+            if (rec.e.type === "workflow.created" && rec.e.workflow.team === name && rec.e.workflow.goal === goal) created = rec.e.workflow
+        }
+      } finally {
+        await journal.close()
+      }
+      if (!created)
+        throw new Error(
+          `the request to run team ${name} is in the journal, but no team run started within ${limits.teamRunWaitMs / 1000} s` +
+            `${server.running === undefined ? ` (whether a server runs: ${server.how})` : ""}. The server may still start it: check nso tasks, and the server's log (${join(ctx.stateDir, "nso.log")}).`,
+        )
+      if (ctx.json) return { workflow: created.id, team: created.team, pattern: created.pattern, goal: created.goal, sessionId: created.parentSessionId }
+      ctx.out(`Started team run ${created.id} (${created.team}, ${created.pattern}) — follow it with nso tasks`)
       return undefined
     },
   },
@@ -387,12 +521,13 @@ export async function main(
     contextDir: options.init.contextDir,
     json,
     out,
+    err,
   }
   if (cmd.needsState !== false && !existsSync(join(ctx.dir, ctx.stateDir))) return fail(noState(ctx), 1)
   try {
     const result = await cmd.run(ctx, parsed)
     if (ctx.json) out(JSON.stringify(result, null, 2))
-    return 0
+    return ctx.exitCode ?? 0
   } catch (e) {
     return fail(e instanceof Error ? e.message : String(e), e instanceof UsageError || e instanceof TypeError ? 2 : 1)
   }

@@ -3,7 +3,7 @@ import { mkdirSync, readFileSync, writeFileSync } from "node:fs"
 import { dirname, join, resolve } from "node:path"
 import { fileURLToPath } from "node:url"
 import { beforeEach, describe, expect, it, onTestFinished, vi } from "vitest"
-import { main } from "../../scripts/nso.js"
+import { limits, main } from "../../scripts/nso.js"
 import { parseJsonc, serverFor, stripJsonc } from "../../scripts/project.js"
 import { Journal } from "../../plugin/journal/journal.js"
 import { nsoReducer } from "../../plugin/journal/state.js"
@@ -261,5 +261,167 @@ describe("nso status and option problems", () => {
     expect(r.out).toContain(".opencode/nso.yaml: buffer.pausMs: not an NSO option (check the spelling)")
     const j = await run(["status", "--dir", dir, "--json"])
     expect(JSON.parse(j.out).optionProblems).toEqual([expect.stringContaining("buffer.pausMs")])
+  })
+})
+
+describe("nso teams, nso agents' teams, nso team run", () => {
+  const squad = (extra = "") =>
+    `name: squad\ndescription: builds and checks\npattern: coordinator_worker\ncoordinator: orchestrator\nmembers:\n  - agent: builder\n    role: implementer\n    priority: 2\n  - agent: scout\n    role: explorer\n    priority: 1\n${extra}`
+
+  /** A project with teams in the project folder, a teamsPaths folder and the global (XDG) folder. */
+  function teamProject(): string {
+    const xdg = process.env.XDG_CONFIG_HOME!
+    files(xdg, { "opencode/nso/teams/squad.yaml": "name: squad\nuse_case: delivery\n" })
+    return files(tempDir(), {
+      ".git/": "",
+      ".opencode/nso.yaml": "teamsPaths: [kit]\n",
+      "kit/squad.yml": "name: squad\ndescription: from the kit\n",
+      ".opencode/nso/teams/squad.yaml": squad(),
+      ".opencode/nso/teams/bad.yaml": "name: bad\ndescription: d\npattern: parallel\nmembers:\n  - agent: wizard\n",
+    })
+  }
+
+  it("nso teams lists each team with pattern, coordinator, members, use case and where it was defined; problems go to stderr", async () => {
+    const dir = teamProject()
+    const xdg = process.env.XDG_CONFIG_HOME!
+    const r = await run(["teams", "--dir", dir, "--json"])
+    expect(r.code).toBe(0)
+    const out = JSON.parse(r.out) as { teams: { name: string }[]; problems: string[] }
+    expect(out.teams.find((t) => t.name === "squad")).toEqual({
+      name: "squad",
+      description: "builds and checks",
+      pattern: "coordinator_worker",
+      coordinator: "orchestrator",
+      useCase: "delivery",
+      // In the order they run: by priority.
+      members: [
+        { agent: "scout", role: "explorer" },
+        { agent: "builder", role: "implementer" },
+      ],
+      definedIn: [`(shared) ${join(xdg, "opencode/nso/teams/squad.yaml")}`, ".opencode/nso/teams/squad.yaml"],
+    })
+    expect(out.teams.find((t) => t.name === "bad")).toBeUndefined()
+    expect(out.problems.find((p) => p.includes('no agent profile "wizard"'))).toMatch(/bad\.yaml: members\.0\.agent: no agent profile "wizard"; known profiles: .*builder.*scout/)
+
+    const human = await run(["teams", "--dir", dir])
+    expect(human.code).toBe(0)
+    expect(human.out).toMatch(/squad\s+coordinator_worker\s+coordinator orchestrator · use case delivery/)
+    expect(human.out).toContain("members: scout (explorer), builder (implementer)")
+    expect(human.err).toContain('problem: ')
+    expect(human.err).toContain('no agent profile "wizard"')
+    expect(human.out).not.toContain("wizard")
+  })
+
+  it("a teamsPaths folder ranks between the global folder and the project's", async () => {
+    const dir = teamProject()
+    // Without the project's definition of squad, the kit's description is in force.
+    const { rmSync } = await import("node:fs")
+    rmSync(join(dir, ".opencode/nso/teams/squad.yaml"))
+    writeFileSync(join(dir, ".opencode/nso/teams/squad.yaml"), squad().replace("description: builds and checks\n", ""))
+    const r = await run(["teams", "--dir", dir, "--json"])
+    const t = (JSON.parse(r.out) as { teams: { name: string; description: string; definedIn: string[] }[] }).teams.find((x) => x.name === "squad")!
+    expect(t.description).toBe("from the kit")
+    expect(t.definedIn).toEqual([`(shared) ${join(process.env.XDG_CONFIG_HOME!, "opencode/nso/teams/squad.yaml")}`, "(shared) kit/squad.yml", ".opencode/nso/teams/squad.yaml"])
+  })
+
+  it("nso teams works without any team folder, and exits 1 when every team has a problem", async () => {
+    const dir = files(tempDir(), { ".git/": "", "opencode.json": "{}" })
+    const none = await run(["teams", "--dir", dir, "--json"])
+    expect(none.code).toBe(0)
+    const bad = files(tempDir(), { ".git/": "", ".opencode/nso.yaml": "teams:\n  only: { description: d, pattern: parallel, members: [{ agent: wizard }] }\n" })
+    const r = await run(["teams", "--dir", bad, "--json"])
+    const out = JSON.parse(r.out) as { teams: { name: string }[]; problems: string[] }
+    if (out.teams.length === 0) {
+      // No shipped teams either: nothing this command was for loaded.
+      expect(r.code).toBe(1)
+    } else expect(r.code).toBe(0)
+    expect(out.problems).toEqual(expect.arrayContaining([expect.stringMatching(/^opencode\.json teams\.only: members\.0\.agent: no agent profile "wizard"/)]))
+  })
+
+  it("nso agents says which teams each agent is in", async () => {
+    const dir = teamProject()
+    const r = await run(["agents", "--dir", dir, "--json"])
+    expect(r.code).toBe(0)
+    const agents = (JSON.parse(r.out) as { agents: { name: string; teams: string[] }[] }).agents
+    expect(agents.find((a) => a.name === "builder")!.teams).toContain("squad")
+    expect(agents.find((a) => a.name === "orchestrator")!.teams).toContain("squad")
+    expect(agents.find((a) => a.name === "oracle")!.teams).not.toContain("squad")
+    const human = await run(["agents", "--dir", dir])
+    expect(human.out).toMatch(/builder[^\n]*\n[^\n]*\n\s+in teams [^\n]*squad/)
+  })
+
+  it("nso team run: an unknown team is a usage error listing the teams; no running server is a clear error", async () => {
+    const dir = teamProject()
+    await journalAt(join(dir, ".opencode/nso"))
+    const unknown = await run(["team", "run", "nope", "do it", "--dir", dir])
+    expect(unknown.code).toBe(2)
+    expect(unknown.err).toMatch(/no team "nope"; teams: .*squad/)
+    const bad = await run(["team", "run", "bad", "do it", "--dir", dir])
+    expect(bad.code).toBe(2)
+    expect(bad.err).toContain('It was left out: ')
+    expect((await run(["team", "go", "squad", "x", "--dir", dir])).code).toBe(2)
+    expect((await run(["team", "run", "squad", "--dir", dir])).code).toBe(2)
+    const before = readFileSync(join(dir, ".opencode/nso/journal.jsonl"), "utf8")
+    const r = await run(["team", "run", "squad", "ship it", "--dir", dir])
+    if (process.platform === "linux") {
+      expect(r.code).toBe(1)
+      expect(r.err).toContain("no OpenCode server with NSO is running for this project")
+      // Nothing was asked of anyone.
+      expect(readFileSync(join(dir, ".opencode/nso/journal.jsonl"), "utf8")).toBe(before)
+    }
+  })
+
+  it.runIf(process.platform === "linux")("nso team run asks the running server and prints the run it started; it waits a bounded time", async () => {
+    const dir = teamProject()
+    const stateDir = join(dir, ".opencode/nso")
+    await journalAt(stateDir)
+    const child = spawn(process.execPath, ["-e", `require("fs").openSync(${JSON.stringify(join(stateDir, "journal.jsonl"))}, "a"); console.log("open"); setInterval(() => {}, 1000)`], { stdio: ["ignore", "pipe", "ignore"] })
+    onTestFinished(() => void child.kill("SIGKILL"))
+    await new Promise((r) => child.stdout!.once("data", r))
+
+    // This test plays the server: it answers a request with the run it started.
+    const { journal: server } = await Journal.open(fakeDeps(), nsoReducer, { dir: stateDir, fsync: false })
+    onTestFinished(() => server.close())
+    const requests: unknown[] = []
+    let stop = false
+    const serve = (async () => {
+      while (!stop) {
+        for (const rec of await server.readForeign())
+          if (rec.e.type === "workflow.requested") {
+            requests.push(rec.e)
+            const now = Date.now()
+            // An unrelated run first: the CLI waits for the one with its team and goal.
+            for (const goal of ["something else", rec.e.goal])
+              await server.append({
+                type: "workflow.created",
+                workflow: { id: goal === rec.e.goal ? `wf_started${requests.length}` : `wf_other${requests.length}`, team: rec.e.team, pattern: "coordinator_worker", goal, title: goal, parentSessionId: rec.e.sessionId ?? "ses_oracle", depth: 1, phase: "delegation", startedBy: "user", handoffs: [], createdAt: now, updatedAt: now },
+              })
+          }
+        await new Promise((r) => setTimeout(r, 20))
+      }
+    })()
+    onTestFinished(async () => {
+      stop = true
+      await serve
+    })
+
+    const r = await run(["team", "run", "squad", "ship", "it", "--session", "ses_9", "--dir", dir])
+    expect(r.err).toBe("")
+    expect(r.code).toBe(0)
+    expect(r.out).toBe("Started team run wf_started1 (squad, coordinator_worker) — follow it with nso tasks")
+    expect(requests).toEqual([{ type: "workflow.requested", team: "squad", goal: "ship it", sessionId: "ses_9", by: "user (nso CLI)" }])
+
+    const j = await run(["team", "run", "squad", "again", "--dir", dir, "--json"])
+    expect(JSON.parse(j.out)).toEqual({ workflow: "wf_started2", team: "squad", pattern: "coordinator_worker", goal: "again", sessionId: "ses_oracle" })
+
+    // A server that never answers: the wait ends, and says so.
+    stop = true
+    await serve
+    const saved = { ...limits }
+    limits.teamRunWaitMs = 300
+    onTestFinished(() => void Object.assign(limits, saved))
+    const late = await run(["team", "run", "squad", "ship it", "--dir", dir])
+    expect(late.code).toBe(1)
+    expect(late.err).toContain("the request to run team squad is in the journal, but no team run started within 0.3 s")
   })
 })

@@ -49,6 +49,16 @@ describe("options", () => {
     expect(options.logLevel).toBe("info")
   })
 
+  it("shared folders and inline teams: lists of paths, name → team fields", () => {
+    expect(DEFAULT_OPTIONS).toMatchObject({ agentsPaths: [], teamsPaths: [], teams: {} })
+    const { options, problems } = resolveOptions([
+      { origin: ".opencode/nso.yaml", value: { agentsPaths: ["~/kit"], teamsPaths: ["a", "b"] } },
+      { origin: "opencode.json plugin options", value: { teamsPaths: ["c"], teams: { squad: { pattern: "parallel" } }, agentsPaths: "oops" } },
+    ])
+    expect(options).toMatchObject({ agentsPaths: ["~/kit"], teamsPaths: ["c"], teams: { squad: { pattern: "parallel" } } })
+    expect(problems).toEqual([expect.stringMatching(/^opencode\.json plugin options: agentsPaths: .*expected array/)])
+  })
+
   it("rejects a layer that is not an object", () => {
     const { problems } = resolveOptions([{ origin: "x.yaml", value: "unparseable YAML: bad indent" }])
     expect(problems[0]).toBe("x.yaml: (root): expected an object of NSO options, got string")
@@ -68,6 +78,16 @@ describe("options JSON Schema", () => {
     expect(schema.properties.buffer!.properties!.pauseMs).toMatchObject({ default: 2000, description: expect.stringContaining("milliseconds") })
     expect(schema.properties.tasks!.properties!.closePolicy).toMatchObject({ default: "ask" })
     expect(schema.additionalProperties).toBe(false)
+    for (const key of ["agentsPaths", "teamsPaths", "teams"])
+      expect(schema.properties[key], key).toMatchObject({ default: key === "teams" ? {} : [], description: expect.stringContaining(key === "teams" ? "Teams" : "Shared folders") })
+  })
+
+  it("the committed config/options.schema.json is the generated one", async () => {
+    const { optionsJsonSchema } = await import("../../scripts/gen-schema.js")
+    const { readFileSync } = await import("node:fs")
+    const { join } = await import("node:path")
+    const { CONFIG_DIR } = await import("../../plugin/paths.js")
+    expect(JSON.parse(readFileSync(join(CONFIG_DIR, "options.schema.json"), "utf8"))).toEqual(optionsJsonSchema())
   })
 })
 

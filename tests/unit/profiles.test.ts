@@ -3,6 +3,7 @@ import { join } from "node:path"
 import { describe, expect, it } from "vitest"
 import { KnowledgeIndex } from "../../plugin/agents/knowledge.js"
 import { definedIn, loadProfiles, promptSuffix } from "../../plugin/agents/load.js"
+import { sharedDirs } from "../../plugin/agents/shared.js"
 import { Profile, toolVerdict } from "../../plugin/agents/profiles.js"
 import { permissionRules } from "../../plugin/opencode/permissions.js"
 import { effectOf } from "../../plugin/opencode/shapes.js"
@@ -60,6 +61,32 @@ describe("profile loading", () => {
       { layer: "project", where: join(dir, "nso-oc-1/.opencode/nso/agents/alpha.yaml") },
       { layer: "options", where: "opencode.json agents.alpha" },
     ])
+  })
+
+  it("shared folders rank above the shipped profiles and below the project's, in the order given; nested fields merge across them", async () => {
+    const dir = tempDir()
+    write(dir, {
+      "shipped/a.yaml": "name: alpha\ndescription: shipped\nprompt: p\npermission: { edit: deny, bash: deny }\n",
+      "xdg/opencode/nso/agents/alpha.yaml": "name: alpha\ndescription: global\nstyle: detailed\npermission: { webfetch: deny }\n",
+      "project/kit/alpha.md": "---\nstyle: technical\n---\nkit prompt\n",
+      "project/.opencode/nso/agents/alpha.yaml": "name: alpha\npermission: { bash: allow }\n",
+      "project/.opencode/nso/agents/broken.yaml": "name: beta\nrole: wizard\n",
+      "kit2/beta.yaml": "name: beta\ndescription: from kit2\nprompt: p\n",
+    })
+    const shared = sharedDirs({ projectDir: join(dir, "project"), home: dir, env: { XDG_CONFIG_HOME: join(dir, "xdg") }, paths: ["kit", "~/kit2", "missing"], kind: "agents" })
+    expect(shared).toEqual([join(dir, "xdg/opencode/nso/agents"), join(dir, "project/kit"), join(dir, "kit2"), join(dir, "project/missing")])
+    const { profiles, origins, problems } = await loadProfiles(fakeDeps(), { shipped: join(dir, "shipped"), shared, project: join(dir, "project/.opencode/nso/agents") }, { alpha: { temperature: 0.3 } })
+    expect(profiles.get("alpha")).toMatchObject({ description: "global", style: "technical", prompt: "kit prompt", temperature: 0.3, permission: { edit: "deny", bash: "allow", webfetch: "deny" } })
+    expect(definedIn(origins.get("alpha")!)).toEqual([
+      { layer: "shipped", where: join(dir, "shipped/a.yaml") },
+      { layer: "shared", where: join(dir, "xdg/opencode/nso/agents/alpha.yaml"), rank: 0 },
+      { layer: "shared", where: join(dir, "project/kit/alpha.md"), rank: 1 },
+      { layer: "project", where: join(dir, "project/.opencode/nso/agents/alpha.yaml") },
+      { layer: "options", where: "opencode.json agents.alpha" },
+    ])
+    // The project's bad layer is dropped; beta falls back to the shared folder's definition.
+    expect(profiles.get("beta")!.description).toBe("from kit2")
+    expect(problems).toEqual([expect.stringMatching(/broken\.yaml: role: /)])
   })
 
   it("an invalid layer is reported with file, field and problem, and the profile falls back", async () => {
