@@ -106,7 +106,7 @@ export class TaskManager {
     this.watchdog = new Watchdog(deps, opts, {
       onQuiet: (id, quietMs) => void this.onQuiet(id, quietMs).catch((err) => this.deps.log.log("error", "stall check failed", { id, error: String(err) })),
       onOverTime: (id, limitMs) =>
-        void this.stop(id, `it ran longer than its ${Math.round(limitMs / 1000)} s limit`).catch((err) =>
+        void this.stop(id, `it ran longer than its ${limitMs / 1000} s limit`).catch((err) =>
           this.deps.log.log("error", "stopping a task over its time limit failed", { id, error: String(err) }),
         ),
     })

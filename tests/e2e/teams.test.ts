@@ -36,7 +36,14 @@ describe("teams on a real server", () => {
       buffer: { pauseMs: 300 },
       init: { sweepDelayMs: 50 },
       tasks: { concurrency: 8 },
-      agents: { w1: worker("w1"), w2: worker("w2"), w3: worker("w3"), lead: { description: "Leads a team", prompt: "You lead the team.", delegates: true, role: "coordinator" } },
+      agents: {
+        w1: worker("w1"),
+        w2: worker("w2"),
+        w3: worker("w3"),
+        w4: worker("w4"),
+        lead: { description: "Leads a team", prompt: "You lead the team.", delegates: true, role: "coordinator" },
+        boss: { description: "Leads the leads", prompt: "You lead the organisation.", delegates: true, role: "coordinator" },
+      },
       teams: {
         panel: { description: "Three workers at once, a lead sums up", pattern: "parallel", coordinator: "lead", members: [{ agent: "w1" }, { agent: "w2" }, { agent: "w3" }] },
         chain: {
@@ -49,6 +56,9 @@ describe("teams on a real server", () => {
           ],
         },
         crew: { description: "A lead assigns work to two workers", pattern: "coordinator_worker", coordinator: "lead", members: [{ agent: "w1", role: "first" }, { agent: "w2", role: "second" }] },
+        org: { description: "A boss over the crew and one more worker", pattern: "hierarchical", coordinator: "boss", members: [{ team: "crew", role: "the crew" }, { agent: "w3" }], rules: { max_depth: 1 } },
+        timed: { description: "Two workers with a time limit", pattern: "parallel", members: [{ agent: "w1" }, { agent: "w4" }], rules: { timeout_per_agent_ms: 1500, escalation: "on_failure" } },
+        slow: { description: "Three slow workers", pattern: "parallel", coordinator: "lead", members: [{ agent: "w1" }, { agent: "w2" }, { agent: "w3" }] },
       },
     },
   })
@@ -171,5 +181,116 @@ describe("teams on a real server", () => {
     expect(run.phase).toBe("completed")
     const phases = journal(oc).filter((r) => r.e.type === "workflow.updated" && r.e.id === run.id).map((r) => (r.e.patch as { phase?: string }).phase)
     expect(phases).toEqual(["parallel_execution", "synthesis", "completed"])
+  })
+
+  it("hierarchical: the boss delegates to a sub-team and a worker; the sub-team's one result and the worker's reach the boss together; the Oracle gets one result", async () => {
+    model.script([
+      { when: { user: "ask the org" }, reply: { toolCalls: [{ name: "delegate", args: { agent: "org", prompt: "plan the migration" } }] }, times: 1 },
+      { when: { toolResult: "Started team run" }, reply: { text: "The org is on it." }, times: 1 },
+      { when: { user: "ORG SYNTHESIS" }, reply: { text: "The org is done." } },
+      {
+        when: { user: 'Team "org"' },
+        reply: { toolCalls: [{ name: "delegate", args: { agent: "crew", prompt: "crew: migrate the schema" } }, { name: "delegate", args: { agent: "w3", prompt: "org side job" } }] },
+        times: 1,
+      },
+      { when: { toolResult: "Started" }, reply: { text: "Assigned." } },
+      { when: { user: 'Team "crew"' }, reply: { toolCalls: [{ name: "delegate", args: { agent: "w1", prompt: "crew part one" } }, { name: "delegate", args: { agent: "w2", prompt: "crew part two" } }] }, times: 1 },
+      { when: { userMatch: "^crew part (one|two)" }, reply: { text: "result of part $1", delayMs: 300 } },
+      { when: { user: "org side job" }, reply: { text: "side job result", delayMs: 300 }, times: 1 },
+      { when: { user: "result of part" }, reply: { text: "CREW SYNTHESIS: schema migrated.\nDisagreements: none" }, times: 1 },
+      { when: { user: "CREW SYNTHESIS" }, reply: { text: "ORG SYNTHESIS: migration planned.\nDisagreements: none" }, times: 1 },
+    ])
+    const root = await newSession(oc, "org")
+    await prompt(oc, root, "ask the org")
+    await until(() => ended(oc, "org"), "the org run to end", { saw: () => runs(oc).map((r) => `${r.team}:${r.phase}`).join(", ") })
+    await until(async () => (await deliveredFrom(oc, root, "org")).length > 0, "the org's result in the Oracle's session")
+    await allIdle(oc.client)
+
+    const crewRun = runs(oc).filter((r) => r.team === "crew").at(-1)!
+    const orgRun = ended(oc, "org")!
+    expect(orgRun.phase).toBe("completed")
+    expect(crewRun.phase).toBe("completed")
+    expect((crewRun as { parentWorkflowId?: string }).parentWorkflowId).toBe(orgRun.id)
+    const bossBatch = model.requests.filter((r) => r.lastUser.includes("CREW SYNTHESIS") && r.system.includes("You lead the organisation."))
+    expect(bossBatch).toHaveLength(1)
+    expect(bossBatch[0]!.lastUser).toContain("side job result")
+    expect(bossBatch[0]!.lastUser).toMatch(/\[NSO · crew · run wf_\w+ · completion\]/)
+    const results = await deliveredFrom(oc, root, "org")
+    expect(results).toHaveLength(1)
+    expect(results[0]!.text).toContain("ORG SYNTHESIS")
+    expect(await deliveredFrom(oc, root, "crew")).toHaveLength(0)
+  })
+
+  it("a member over its time limit is stopped; the run ends partial with what arrived, and the user is told (escalation on_failure)", async () => {
+    model.script([
+      { when: { user: "timed run" }, reply: { toolCalls: [{ name: "delegate", args: { agent: "timed", prompt: "count the rows" } }] }, times: 1 },
+      { when: { toolResult: "Started team run" }, reply: { text: "Started." }, times: 1 },
+      { when: { user: "You are w1." }, reply: { text: "w1 counted 42 rows", delayMs: 200 }, times: 1 },
+      { when: { user: "You are w4." }, reply: { text: "too late", delayMs: 20_000 }, times: 1 },
+      { when: { user: "w1 counted 42 rows" }, reply: { text: "Partial result noted." } },
+      { when: { user: "failed" }, reply: { text: "Noted the failure." } },
+    ])
+    const root = await newSession(oc, "timed")
+    await prompt(oc, root, "timed run")
+    await until(() => ended(oc, "timed"), "the timed run to end", { saw: () => runs(oc).map((r) => `${r.team}:${r.phase}`).join(", ") })
+    await until(async () => (await deliveredFrom(oc, root, "timed")).length >= 2, "the partial result and the escalation in the Oracle's session")
+    await allIdle(oc.client, "the slow member's session stopped")
+    const run = ended(oc, "timed")!
+    expect(run.phase).toBe("partial")
+    const got = await deliveredFrom(oc, root, "timed")
+    const result = got.find((m) => m.nso?.kind === "completion")!
+    expect(result.text).toContain("w1 counted 42 rows")
+    expect(result.text).toMatch(/w4: failed — stopped: it ran longer than its 1.5 s limit/)
+    expect(result.text).toContain("1 of 2 member(s) gave no result")
+    const escalation = got.find((m) => m.nso?.kind === "escalation")!
+    expect(escalation.text).toContain("member w4 failed")
+    expect(model.requests.filter((r) => r.lastUser.includes("too late"))).toHaveLength(0)
+  })
+
+  it("cancelling a run stops every member and leaves no session busy; the run is marked cancelled", async () => {
+    model.script([
+      { when: { user: "slow panel please" }, reply: { toolCalls: [{ name: "delegate", args: { agent: "slow", prompt: "think slowly" } }] }, times: 1 },
+      { when: { toolResult: "Started team run" }, reply: { text: "Started." }, times: 1 },
+      { when: { userMatch: "You are (w\\d)[,.]" }, reply: { text: "never seen", delayMs: 30_000 } },
+    ])
+    const root = await newSession(oc, "cancel")
+    await prompt(oc, root, "slow panel please")
+    await until(() => model.requests.filter((r) => /You are w\d[,.]/.test(r.lastUser)).length >= 3, "three members working")
+    const run = runs(oc).find((r) => r.team === "slow")!
+    await oc.client.session.command({ path: { id: root }, body: { command: "nso-cancel", arguments: run.id } })
+    await until(() => ended(oc, "slow"), "the run marked ended")
+    await allIdle(oc.client, "every member session stopped")
+    expect(ended(oc, "slow")!.phase).toBe("cancelled")
+    const statuses = journal(oc)
+      .filter((r) => r.e.type === "task.created" && (r.e.task as { workflow?: { id: string } }).workflow?.id === run.id)
+      .map((r) => (r.e.task as { id: string }).id)
+      .map((id) => journal(oc).filter((r) => r.e.type === "task.updated" && r.e.id === id && (r.e.patch as { status?: string }).status).at(-1)!.e.patch as { status: string })
+    expect(statuses.map((s) => s.status)).toEqual(["cancelled", "cancelled", "cancelled", "cancelled"])
+    const shown = (await transcript(oc.client, root)).filter((m) => m.nso && m.text.includes(`Cancelled team run ${run.id}`))
+    expect(shown).toHaveLength(1)
+    expect(model.requests.filter((r) => r.lastUser.includes("You synthesise"))).toHaveLength(0)
+  })
+
+  it("/team starts a run from the user, without a model turn, and its result arrives in that session", async () => {
+    model.script([
+      { when: { user: "You synthesise this team's work" }, reply: { text: "USER PANEL SYNTHESIS.\nDisagreements: none" }, times: 1 },
+      { when: { userMatch: "You are (w\\d)[,.]" }, reply: { text: "finding from $1", delayMs: 200 } },
+      { when: { user: "USER PANEL SYNTHESIS" }, reply: { text: "Here is what the panel found." } },
+    ])
+    const root = await newSession(oc, "slash team")
+    const before = model.requests.length
+    await oc.client.session.command({ path: { id: root }, body: { command: "team", arguments: "panel review the release notes" } })
+    const started = (await transcript(oc.client, root)).find((m) => m.nso && m.text.includes("Started team run"))
+    expect(started?.text).toMatch(/Started team run wf_\w+: panel \(parallel; w1, w2, w3, lead\)/)
+    // No model call for the command itself: the first ones are the members'.
+    expect(model.requests.slice(before).some((r) => r.lastUser.includes("panel review the release notes") && !/You are w\d/.test(r.lastUser) && !r.lastUser.includes("You synthesise"))).toBe(false)
+    await until(async () => (await deliveredFrom(oc, root, "panel")).length > 0, "the panel's result in the session")
+    const run = runs(oc).filter((r) => r.team === "panel").at(-1)!
+    expect((run as { startedBy?: string }).startedBy).toBe("user")
+    expect((run as { goal?: string }).goal).toBe("review the release notes")
+    const bad = await oc.client.session.command({ path: { id: root }, body: { command: "team", arguments: "nosuchteam do things" } }).catch((e: unknown) => e)
+    void bad
+    const errors = (await transcript(oc.client, root)).filter((m) => m.nso && m.text.includes("/team failed"))
+    expect(errors.at(-1)!.text).toMatch(/No team "nosuchteam"\. Teams: .*panel/)
   })
 })
