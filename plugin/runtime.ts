@@ -111,6 +111,7 @@ export class Runtime {
       rootOf: (sid) => this.registry.root(sid),
       withdraw: (sid, qid) => this.deliverer.withdraw(sid, qid),
       tasks: this.tasks,
+      decide: (taskId, choice) => this.decideInterrupted(taskId, choice),
     })
     this.init = new SessionInit(deps, { projectDir, stateDir: options.stateDir, init: options.init }, this.registry, {
       headerGuide: templates.get("nso_headers.md") ?? "",
@@ -163,12 +164,11 @@ export class Runtime {
       deps.log.log("warn", "journal had damaged lines; they were skipped", { corrupt: report.corrupt, torn: report.torn })
     // NSO's state is not the project's: keep it out of git, and out of the work-tree snapshots
     // OpenCode takes at every step (which would otherwise hash the journal and logs each time).
+    // The project's own profiles and teams are: they are kept. An older NSO's file (profiles only) is brought up to date.
     const ignore = join(dir, ".gitignore")
-    await deps.fs.stat(ignore).catch(() =>
-      deps.fs
-        .writeFile(ignore, "# NSO's state (journal, logs, task files) is not for version control; the project's agent profiles are.\n*\n!.gitignore\n!agents/\n!agents/**\n")
-        .catch(() => {}),
-    )
+    const ours = "# NSO's state (journal, logs, task files) is not for version control; the project's agent profiles and teams are.\n*\n!.gitignore\n!agents/\n!agents/**\n!teams/\n!teams/**\n"
+    const had = await deps.fs.readFile(ignore, "utf8").catch(() => undefined)
+    if (had === undefined || (had.startsWith("# NSO's state") && !had.includes("!teams/"))) await deps.fs.writeFile(ignore, ours).catch(() => {})
     const loaded = await loadProfiles(deps, { shipped: join(CONFIG_DIR, "agents"), shared: shared.agents, project: join(projectDir, options.stateDir, "agents") }, options.agents)
     const teams = await loadTeams(deps, { shipped: join(CONFIG_DIR, "teams"), shared: shared.teams, project: join(projectDir, options.stateDir, "teams") }, options.teams, loaded.profiles)
     for (const p of teams.problems) deps.log.log("error", `team problem (that team is left out): ${p}`)
@@ -230,9 +230,26 @@ export class Runtime {
     if (policy === "kill") return void (await this.tasks.cancel(t.id, `interrupted by ${how === "restart" ? "a restart" : "a stop outside NSO"} (close policy: kill)`))
     if (policy === "persist" && how === "restart") return this.tasks.resume(t.id)
     await this.tasks.markInterrupted(t.id)
-    if (this.questions.open().some((q) => q.taskId === t.id && q.from === "nso")) return
+    // One question per task — and per team run: one decision covers all its members.
+    const run = t.workflow && this.runs.get(t.workflow.id)
+    const covered = (q: { taskId?: string }) => q.taskId === t.id || (!!run && this.tasks.get(q.taskId ?? "")?.workflow?.id === run.id)
+    if (this.questions.open().some((q) => q.from === "nso" && covered(q))) return
     const why = how === "restart" ? "was interrupted when OpenCode stopped or restarted" : "was stopped before it finished (its reply was aborted outside NSO)"
-    await this.questions.askForTask(t, `Task "${t.title}" (${t.agent}, ${t.id}) ${why}. Resume it or cancel it?`, ["resume", "cancel"])
+    const what = run ? `Team run ${run.id} ("${run.team}": ${run.title})` : `Task "${t.title}" (${t.agent}, ${t.id})`
+    await this.questions.askForTask(t, `${what} ${why}. Resume it or cancel it?`, ["resume", "cancel"])
+  }
+
+  /** The user's resume-or-cancel for an interrupted task; for a team run member, for the whole run. */
+  private async decideInterrupted(taskId: string, choice: "resume" | "cancel"): Promise<void> {
+    const t = this.tasks.get(taskId)
+    const run = t?.workflow && this.runs.get(t.workflow.id)
+    if (choice === "cancel") {
+      if (run) await this.runs.cancel(run.id, "the user chose to cancel it after it was interrupted")
+      else await this.tasks.cancel(taskId, "the user chose to cancel it after a restart")
+      return
+    }
+    const members = run ? this.runs.tasksOf(run.id).map((x) => x.id) : [taskId]
+    for (const id of members) if (this.tasks.isInterrupted(id)) await this.tasks.resume(id)
   }
 
   /** Puts the notices this session has not seen in front of the user, once, without a model turn. */

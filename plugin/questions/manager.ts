@@ -47,6 +47,11 @@ export interface QuestionPorts {
   /** Drops a question's message from the buffer if it was not delivered yet. */
   withdraw(sessionId: string, questionId: string): Promise<void>
   tasks: TaskManager
+  /**
+   * Acts on the user's resume-or-cancel for an interrupted task (a team run decides for all its
+   * members at once). Default: that one task.
+   */
+  decide?(taskId: string, choice: "resume" | "cancel"): Promise<void>
 }
 
 interface Waiter {
@@ -256,7 +261,9 @@ export class QuestionManager {
   private async onNsoAnswer(q: Question, answer: string): Promise<void> {
     const c = chooseOption(answer, q.options, NSO_SYNONYMS)
     // An answer recorded by another process was not checked here: when in doubt, keep the work.
-    if (c.ok && c.option === "cancel") await this.ports.tasks.cancel(q.taskId!, "the user chose to cancel it after a restart")
+    const choice = c.ok && c.option === "cancel" ? "cancel" : "resume"
+    if (this.ports.decide) await this.ports.decide(q.taskId!, choice)
+    else if (choice === "cancel") await this.ports.tasks.cancel(q.taskId!, "the user chose to cancel it after a restart")
     else await this.ports.tasks.resume(q.taskId!)
   }
 

@@ -578,6 +578,11 @@ export class TaskManager {
     })
   }
 
+  /** Whether the task waits for someone to decide resume or cancel. */
+  isInterrupted(id: string): boolean {
+    return this.interrupted.has(id)
+  }
+
   /** Holds an interrupted task until someone decides (close policy `ask`); it shows as stalled. */
   async markInterrupted(id: string): Promise<void> {
     this.interrupted.add(id)

@@ -1,7 +1,12 @@
+import { execFile } from "node:child_process"
 import { join } from "node:path"
+import { promisify } from "node:util"
 import { afterEach, beforeAll, describe, expect, it } from "vitest"
-import { readJsonl, type RunningOpencode } from "../../scripts/harness/opencode.js"
-import { allIdle, liveServer, transcript, until } from "./helpers.js"
+import { readJsonl, REPO, type RunningOpencode } from "../../scripts/harness/opencode.js"
+import { allIdle, liveServer, ownServers, transcript, until } from "./helpers.js"
+import { LIMITS, remainingMs } from "./limits.js"
+
+const run = promisify(execFile)
 
 type Rec = { t: number; e: { type: string; [k: string]: unknown } }
 const journal = (oc: RunningOpencode) => readJsonl(join(oc.projectDir, ".opencode/nso/journal.jsonl")) as Rec[]
@@ -293,4 +298,116 @@ describe("teams on a real server", () => {
     const errors = (await transcript(oc.client, root)).filter((m) => m.nso && m.text.includes("/team failed"))
     expect(errors.at(-1)!.text).toMatch(/No team "nosuchteam"\. Teams: .*panel/)
   })
+})
+
+describe("team definitions and the CLI on a real server", () => {
+  const srv = liveServer({
+    nso: { buffer: { pauseMs: 300 }, init: { sweepDelayMs: 50 }, agents: { w1: worker("w1"), w2: worker("w2") } },
+    files: {
+      ".opencode/nso/teams/duo.yaml": 'name: duo\ndescription: "Two workers at once"\npattern: parallel\nmembers:\n  - agent: w1\n  - agent: w2\n',
+      ".opencode/nso/teams/broken.yaml": 'name: broken\ndescription: "A bad pattern"\npattern: round_robin\nmembers:\n  - agent: w1\n',
+      ".opencode/nso/teams/ghost.yaml": 'name: ghost\ndescription: "Names a profile nobody defined"\npattern: parallel\nmembers:\n  - agent: w1\n  - agent: casper\n',
+    },
+  })
+  const model = srv.model
+  let oc: RunningOpencode
+  beforeAll(() => {
+    oc = srv.oc
+  })
+  afterEach(async () => {
+    await allIdle(oc.client, "sessions idle before the next test")
+    model.reset()
+  })
+
+  it("invalid team files are reported to the user with file, field and problem; the valid team runs", async () => {
+    model.script([
+      { when: { user: "run the duo" }, reply: { toolCalls: [{ name: "delegate", args: { agent: "duo", prompt: "check both sides" } }] }, times: 1 },
+      { when: { toolResult: "Started team run" }, reply: { text: "Duo started." }, times: 1 },
+      { when: { userMatch: "You are (w\\d)[,.]" }, reply: { text: "side checked by $1", delayMs: 200 } },
+      { when: { user: "side checked by" }, reply: { text: "Both sides are checked." } },
+    ])
+    const root = await newSession(oc, "definitions")
+    await prompt(oc, root, "run the duo")
+    const teamNotices = async () => (await transcript(oc.client, root)).filter((m) => m.nso?.from === "nso" && m.text.includes("NSO teams:")).map((m) => m.text)
+    await until(async () => /ghost\.yaml/.test((await teamNotices()).join("\n")) && /broken\.yaml/.test((await teamNotices()).join("\n")), "both team problems shown in the session", { saw: async () => (await teamNotices()).join(" | ") || "none" })
+    const notices = await teamNotices()
+    expect(notices.join("\n")).toMatch(/broken\.yaml: pattern: .*that team is left out/)
+    expect(notices.join("\n")).toMatch(/ghost\.yaml: members\.1\.agent: .*casper.*that team is left out/)
+    // The Oracle is offered the valid team only.
+    const offered = model.requests.find((r) => r.tools.includes("delegate"))!
+    expect(JSON.stringify(offered.toolDefs["delegate"])).toMatch(/Teams \(one result\): [^"]*duo/)
+    expect(JSON.stringify(offered.toolDefs["delegate"])).not.toMatch(/broken|ghost/)
+    await until(() => ended(oc, "duo"), "the duo run to end")
+    await until(async () => (await deliveredFrom(oc, root, "duo")).length > 0, "the duo's result")
+    expect(ended(oc, "duo")!.phase).toBe("completed")
+  })
+
+  it("nso team run starts a run through the server and prints its id; nso teams lists where each team was defined", async () => {
+    model.script([
+      { when: { userMatch: "You are (w\\d)[,.]" }, reply: { text: "cli finding from $1", delayMs: 200 } },
+      { when: { user: "cli finding from" }, reply: { text: "The CLI run is done." } },
+    ])
+    const root = await newSession(oc, "cli")
+    await prompt(oc, root, "hello")
+    const cli = join(REPO, "dist/scripts/nso.js")
+    const { stdout } = await run(process.execPath, [cli, "team", "run", "duo", "audit the logs", "--dir", oc.projectDir], { timeout: remainingMs() })
+    const id = /Started team run (wf_\w+)/.exec(stdout)?.[1]
+    expect(id, stdout).toBeDefined()
+    await until(async () => (await deliveredFrom(oc, root, "duo")).some((m) => m.text.includes("cli finding from w1")), "the CLI-started run's result in the session the user wrote in")
+    const r = runs(oc).find((x) => x.id === id)!
+    expect((r as { startedBy?: string }).startedBy).toBe("user")
+    const list = JSON.parse((await run(process.execPath, [cli, "teams", "--dir", oc.projectDir, "--json"], { timeout: remainingMs() })).stdout) as { teams: { name: string; definedIn: unknown }[] }
+    const duo = list.teams.find((t) => t.name === "duo")!
+    expect(JSON.stringify(duo.definedIn)).toContain(".opencode/nso/teams/duo.yaml")
+    expect(list.teams.map((t) => t.name)).toEqual(expect.arrayContaining(["code-review", "incident-response", "duo"]))
+  })
+})
+
+describe("a team run across a crash", () => {
+  it("kill -9 with members working, restart: one question for the whole run, 'resume' resumes every member, the run finishes once", async () => {
+    const { model, start } = ownServers()
+    const nso = {
+      buffer: { pauseMs: 200 },
+      init: { sweepDelayMs: 50 },
+      agents: { w1: worker("w1"), w2: worker("w2"), lead: { description: "Leads a team", prompt: "You lead the team.", delegates: true } },
+      teams: { pair: { description: "Two workers, a lead sums up", pattern: "parallel", coordinator: "lead", members: [{ agent: "w1" }, { agent: "w2" }] } },
+    }
+    const first = await start({ nso })
+    model.script([
+      { when: { user: "pair up" }, reply: { toolCalls: [{ name: "delegate", args: { agent: "pair", prompt: "long analysis" } }] }, times: 1 },
+      { when: { toolResult: "Started team run" }, reply: { text: "Started." }, times: 1 },
+      { when: { user: "You synthesise this team's work" }, reply: { text: "PAIR SYNTHESIS after the crash.\nDisagreements: none" }, times: 1 },
+      { when: { userMatch: "You are (w\\d)[,.]" }, reply: { text: "never", delayMs: 60_000 }, times: 2 },
+      { when: { user: "Your work on this task was interrupted" }, reply: { text: "resumed work done" } },
+      { when: { userMatch: "question (q_\\w+)\\]" }, reply: { text: "Resume or cancel the team run?" }, times: 1 },
+      { when: { user: "PAIR SYNTHESIS" }, reply: { text: "The pair finished." } },
+    ])
+    const root = (await first.client.session.create({ body: { title: "crash" } })).data!.id
+    await prompt(first, root, "pair up")
+    await model.waitFor((r) => r.lastUser.includes("You are w2") && !r.lastToolResult, { what: "both members working" })
+    await model.waitFor((r) => r.lastUser.includes("You are w1") && !r.lastToolResult, { what: "both members working" })
+    await first.kill()
+
+    const second = await start({ nso, projectDir: first.projectDir, homeDir: first.homeDir })
+    await second.client.session.list()
+    const asked = await until(
+      async () => (await transcript(second.client, root)).find((m) => m.nso?.kind === "question" && m.text.includes("Team run wf_")),
+      "one question about the interrupted run",
+    )
+    const qid = /question (q_\w+)/.exec(asked.text)![1]!
+    await allIdle(second.client)
+    const questions = (await transcript(second.client, root)).filter((m) => m.nso?.kind === "question" && m.text.includes("Resume it or cancel it?"))
+    expect(questions).toHaveLength(1)
+    await second.client.session.command({ path: { id: root }, body: { command: "answer", arguments: `${qid} resume` } })
+    await until(() => ended(second, "pair"), "the pair run to end after the restart", { saw: () => runs(second).map((r) => `${r.team}:${r.phase}`).join(", ") })
+    await until(async () => (await deliveredFrom(second, root, "pair")).length > 0, "the pair's result")
+    await allIdle(second.client)
+    expect(ended(second, "pair")!.phase).toBe("completed")
+    const results = await deliveredFrom(second, root, "pair")
+    expect(results).toHaveLength(1)
+    expect(results[0]!.text).toContain("PAIR SYNTHESIS after the crash")
+    expect(model.requests.filter((r) => r.lastUser.includes("Your work on this task was interrupted"))).toHaveLength(2)
+    expect(journal(second).filter((r) => r.e.type === "workflow.created")).toHaveLength(1)
+    expect(journal(second).filter((r) => r.e.type === "task.created")).toHaveLength(3)
+  }, LIMITS.ownServersTestMs)
 })
