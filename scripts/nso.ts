@@ -19,8 +19,8 @@ import { layerDirs } from "../plugin/agents/shared.js"
 import { loadTeams, teamsOf, type LoadedTeams } from "../plugin/teams/load.js"
 import { orderedMembers } from "../plugin/teams/team.js"
 import { findQuestion, unanswerable } from "../plugin/questions/lookup.js"
-import { TERMINAL_TASK_STATUSES, type JournalEvent, type Workflow } from "../plugin/protocol.js"
-import { taskLine } from "../plugin/tasks/format.js"
+import { TERMINAL_PHASES, TERMINAL_TASK_STATUSES, type JournalEvent, type Workflow } from "../plugin/protocol.js"
+import { runLine, taskLine } from "../plugin/tasks/format.js"
 import { findNso, findProject, isDir, ProjectError, serverFor, type NsoLookup, type Project, type ServerSeen } from "./project.js"
 
 export class UsageError extends Error {}
@@ -238,6 +238,9 @@ const commands: Record<string, Command> = {
       if (ctx.json) return list
       if (!list.length) ctx.out(values.all ? "No tasks." : "No active tasks (use --all for finished ones).")
       const open = [...s.questions.values()].filter((q) => q.status === "open")
+      // Team runs first: their members are among the tasks below (marked "run wf_…").
+      for (const w of [...s.workflows.values()].filter((x) => values.all || !TERMINAL_PHASES.has(x.phase)).sort((a, b) => a.createdAt - b.createdAt))
+        ctx.out(runLine(w, [...s.tasks.values()].filter((t) => t.workflow?.id === w.id), now))
       for (const t of list) ctx.out(taskLine(t, now, open.find((q) => q.taskId === t.id)))
       return undefined
     },
@@ -281,15 +284,21 @@ const commands: Record<string, Command> = {
     },
   },
   cancel: {
-    summary: "Cancel a background task and everything it started: nso cancel <task id>",
-    usage: "nso cancel <task id> [--json]",
+    summary: "Cancel a background task or team run and everything it started: nso cancel <task or run id>",
+    usage: "nso cancel <task or run id> [--json]",
     async run(ctx, { positionals }) {
       const [id] = positionals
-      if (!id) throw new UsageError("give the task id, e.g. nso cancel tsk_abc123 (see nso tasks)")
+      if (!id) throw new UsageError("give the task or team run id, e.g. nso cancel tsk_abc123 or nso cancel wf_abc123 (see nso tasks)")
       const { state: s } = await state(ctx)
-      const t = s.tasks.get(id)
-      if (!t) throw new UsageError(`no task "${id}" (see nso tasks)`)
-      if (TERMINAL_TASK_STATUSES.has(t.status)) throw new UsageError(`task ${id} already ended ${t.status}`)
+      if (id.startsWith("wf_")) {
+        const w = s.workflows.get(id)
+        if (!w) throw new UsageError(`no team run "${id}" (see nso tasks)`)
+        if (TERMINAL_PHASES.has(w.phase)) throw new UsageError(`team run ${id} already ended (${w.phase})`)
+      } else {
+        const t = s.tasks.get(id)
+        if (!t) throw new UsageError(`no task "${id}" (see nso tasks)`)
+        if (TERMINAL_TASK_STATUSES.has(t.status)) throw new UsageError(`task ${id} already ended ${t.status}`)
+      }
       await appendOne(ctx, { type: "task.cancel_requested", id, by: "user (cli)" })
       const server = ctx.server()
       if (ctx.json) return { id, requested: true, serverRunning: server.running ?? null }

@@ -63,6 +63,7 @@ describe("teams on a real server", () => {
         crew: { description: "A lead assigns work to two workers", pattern: "coordinator_worker", coordinator: "lead", members: [{ agent: "w1", role: "first" }, { agent: "w2", role: "second" }] },
         org: { description: "A boss over the crew and one more worker", pattern: "hierarchical", coordinator: "boss", members: [{ team: "crew", role: "the crew" }, { agent: "w3" }], rules: { max_depth: 1 } },
         timed: { description: "Two workers with a time limit", pattern: "parallel", members: [{ agent: "w1" }, { agent: "w4" }], rules: { timeout_per_agent_ms: 1500, escalation: "on_failure" } },
+        peers: { description: "Three peers", pattern: "peer_to_peer", members: [{ agent: "w1", role: "rows" }, { agent: "w2", role: "columns" }, { agent: "w3", role: "indexes" }] },
         slow: { description: "Three slow workers", pattern: "parallel", coordinator: "lead", members: [{ agent: "w1" }, { agent: "w2" }, { agent: "w3" }] },
       },
     },
@@ -186,6 +187,28 @@ describe("teams on a real server", () => {
     expect(run.phase).toBe("completed")
     const phases = journal(oc).filter((r) => r.e.type === "workflow.updated" && r.e.id === run.id).map((r) => (r.e.patch as { phase?: string }).phase)
     expect(phases).toEqual(["parallel_execution", "synthesis", "completed"])
+  })
+
+  it("peer-to-peer: peers work at once with no coordinator; the run ends when all have reported and the Oracle gets one joined result", async () => {
+    model.script([
+      { when: { user: "ask the peers" }, reply: { toolCalls: [{ name: "delegate", args: { agent: "peers", prompt: "inspect the table" } }] }, times: 1 },
+      { when: { toolResult: "Started team run" }, reply: { text: "Peers started." }, times: 1 },
+      { when: { userMatch: "You are (w\\d), the team's (\\w+)" }, reply: { text: "PEER $1 checked $2", delayMs: 500 } },
+      { when: { user: "PEER w1" }, reply: { text: "The peers reported." } },
+    ])
+    const root = await newSession(oc, "peers")
+    await prompt(oc, root, "ask the peers")
+    await until(() => ended(oc, "peers"), "the peers run to end")
+    await until(async () => (await deliveredFrom(oc, root, "peers")).length > 0, "the joined result")
+    await allIdle(oc.client)
+    const members = model.requests.filter((r) => /You are w\d, the team's/.test(r.lastUser) && !r.lastToolResult)
+    expect(members).toHaveLength(3)
+    expect(members[0]!.lastUser).toContain("as peers")
+    expect(Math.max(...members.map((r) => r.at))).toBeLessThan(Math.min(...members.map((r) => r.respondedAt)))
+    const results = await deliveredFrom(oc, root, "peers")
+    expect(results).toHaveLength(1)
+    for (const [w, what] of [["w1", "rows"], ["w2", "columns"], ["w3", "indexes"]]) expect(results[0]!.text).toContain(`## ${w} (${what})\nPEER ${w} checked ${what}`)
+    expect(ended(oc, "peers")!.phase).toBe("completed")
   })
 
   it("hierarchical: the boss delegates to a sub-team and a worker; the sub-team's one result and the worker's reach the boss together; the Oracle gets one result", async () => {
