@@ -41,6 +41,42 @@ const events: JournalEvent[] = [
   { type: "question.answered", id: "q_abcdef", answer: "a", by: "user" },
   { type: "task.cancel_requested", id: "tsk_abcdef", by: "cli" },
   { type: "session.initialized", sessionId: "ses_x", root: true },
+  // Team runs.
+  {
+    type: "workflow.created",
+    workflow: {
+      id: "wf_abcdef",
+      team: "code-review",
+      pattern: "hierarchical",
+      goal: "Review the change — ünïcode 🎉",
+      title: "Review the change",
+      parentSessionId: "ses_root",
+      parentWorkflowId: "wf_parent1",
+      depth: 2,
+      phase: "parallel_execution",
+      startedBy: "orchestrator",
+      handoffs: [{ from: "tsk_abcdef", to: "tsk_other1", fromAgent: "builder", toAgent: "scout", artifacts: ["out/one.csv"], at: 4 }],
+      createdAt: 1,
+      updatedAt: 2,
+      endedAt: 3,
+      result: "done",
+    },
+  },
+  { type: "workflow.updated", id: "wf_abcdef", patch: { phase: "partial", endedAt: 5, result: 'Team "code-review" partial' } },
+  { type: "workflow.handoff", id: "wf_abcdef", handoff: { from: "tsk_abcdef", to: "tsk_other1", fromAgent: "builder", toAgent: "scout", artifacts: [], at: 6 } },
+  { type: "workflow.requested", team: "code-review", goal: "review the diff", sessionId: "ses_root", by: "user (cli)" },
+  {
+    type: "task.created",
+    task: {
+      ...task,
+      id: "tsk_member1",
+      acceptPartial: true,
+      timeoutMs: 1500,
+      maxTurns: 3,
+      workflow: { id: "wf_abcdef", step: "member:0", role: "security reviewer", report: "workflow", parallel: 2 },
+    },
+  },
+  { type: "task.cancel_requested", id: "wf_abcdef", by: "user (cli)" },
 ]
 
 const record = (e: JournalEvent, s = 1): JournalRecord => ({ v: 1, w: "w_test01", s, t: 1_700_000_000_000 + s, e })
