@@ -23,9 +23,9 @@ export function compactNames(names: readonly string[]): string {
 /** Hands work to a background agent; returns the task id at once. */
 export function delegateTool(rt: Runtime) {
   return defineTool("delegate", {
-    description: `Run work in the background: returns an id now, the result later as an [NSO] message. Agents: ${compactNames([...rt.catalogue.delegatable().keys()])}${rt.teams.size ? `. Teams (one result): ${compactNames([...rt.teams.keys()])}` : ""}`,
+    description: `Background work: returns an id now, the result later as an [NSO] message. Agents: ${compactNames([...rt.catalogue.delegatable().keys()])}${rt.teams.size ? `. Teams: ${compactNames([...rt.teams.keys()])}` : ""}`,
     args: {
-      agent: z.string().describe("Agent or team"),
+      agent: z.string(),
       prompt: z.string(),
       title: z.string().optional(),
       priority: z.enum(["low", "medium", "high"]).optional(),

@@ -13,7 +13,7 @@ const z = tool.schema
  */
 export function tasksTool(rt: Runtime) {
   return defineTool("tasks", {
-    description: "Background tasks and team runs: list; id → full result (waits ≤ wait_ms); cancel: true stops it and all it started.",
+    description: "Tasks and team runs: list; id → full result (waits ≤ wait_ms); cancel: true stops it and all it started.",
     args: {
       id: z.string().optional(),
       cancel: z.boolean().optional(),
