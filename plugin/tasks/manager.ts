@@ -428,6 +428,10 @@ export class TaskManager {
     this.ends.delete(id)
     e?.resolve(done)
     for (const fn of this.endListeners) fn(done)
+    // A task that failed leaves nobody to hear what it started: stop that too, deepest first.
+    if (status === "failed")
+      for (const d of descendants(this.ports.state.tasks, id).filter((x) => !TERMINAL_TASK_STATUSES.has(x.status)).sort((a, b) => b.depth - a.depth))
+        await this.cancel(d.id, `the task that started it (${t.agent}: ${t.title}) failed`, { tell: false }).catch((err) => this.deps.log.log("warn", "could not stop a failed task's sub-task", { id: d.id, error: String(err) }))
     // The canceller reports a cancel; a team run reports its own members' ends as one result.
     if (status === "cancelled" || t.workflow?.report === "workflow") return void (await updated)
     // One group commit for the end and its report.

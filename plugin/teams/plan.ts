@@ -106,9 +106,12 @@ export function planRun(team: Team, goal: string, runId: string): RunPlan {
           i,
           i ? [`member:${i - 1}`] : [],
           "workflow",
-          i === 0
-            ? [`You are step 1 of ${members.length}; ${memberName(members[1] ?? m)} continues from your result.`]
-            : [`You are step ${i + 1} of ${members.length}. The previous member's result (and the files it listed under "Artifacts:") follows: build on it, do not redo it.${i + 1 < members.length ? ` ${memberName(members[i + 1]!)} continues from your result.` : " Yours is the team's final result."}`],
+          [
+            [
+              i === 0 ? `You are step 1 of ${members.length}.` : `You are step ${i + 1} of ${members.length}. The previous member's result (and the files it listed under "Artifacts:") follows: build on it, do not redo it.`,
+              i + 1 < members.length ? `${memberName(members[i + 1]!)} continues from your result.` : "Yours is the team's final result.",
+            ].join(" "),
+          ],
         ),
       )
       return { steps, resultStep: steps[steps.length - 1]!.step, delegatesTo: [] }
@@ -166,16 +169,20 @@ export function artifactsOf(result: string | undefined): string[] {
     .filter(Boolean)
 }
 
-/** The points a synthesis lists under "Disagreements:", none when it says none. */
+/**
+ * The points a synthesis lists under "Disagreements:" (or a "## Disagreements" heading): text on
+ * the same line, then the bullets that follow (blank lines between allowed); none when it says none.
+ */
 export function disagreementsOf(result: string | undefined): string[] {
   if (!result) return []
-  const m = /(?:^|\n)\s*(?:#+\s*)?\**Disagreements:?\**:?[ \t]*(.*)\n?((?:[ \t]*[-*].+\n?)*)/i.exec(result)
-  if (!m) return []
-  const inline = m[1]!.trim()
-  const items = m[2]!
-    .split("\n")
-    .map((l) => l.replace(/^\s*[-*]\s+/, "").trim())
-    .filter(Boolean)
-  const all = [...(inline ? [inline] : []), ...items]
-  return all.filter((x) => !/^(none|no disagreements?|n\/a)\.?$/i.test(x))
+  const lines = result.split("\n")
+  const start = lines.findIndex((l) => /^\s*(?:#+\s*\**\s*Disagreements\b|\**\s*Disagreements\s*\**\s*:)/i.test(l))
+  if (start < 0) return []
+  const inline = lines[start]!.replace(/^\s*#*\s*\**\s*Disagreements\s*\**\s*:?\s*\**/i, "").trim()
+  const items: string[] = []
+  for (const l of lines.slice(start + 1)) {
+    if (/^\s*[-*]\s+/.test(l)) items.push(l.replace(/^\s*[-*]\s+/, "").trim())
+    else if (l.trim()) break
+  }
+  return [...(inline ? [inline] : []), ...items].filter((x) => x && !/^(none|no disagreements?|n\/a)\.?$/i.test(x))
 }

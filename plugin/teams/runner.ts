@@ -184,7 +184,6 @@ export class TeamRunner {
     const plan = team ? planRun(team, run.goal, run.id) : undefined
     const tasks = this.tasksOf(run.id)
     const byStep = new Map(tasks.map((x) => [x.workflow!.step, x]))
-    const ended = (x: Task | undefined) => !!x && TERMINAL_TASK_STATUSES.has(x.status)
 
     // Sequential: record the handoff to the member that builds on this one.
     if (run.pattern === "sequential" && plan) {
@@ -204,13 +203,26 @@ export class TeamRunner {
         text: `Team "${run.team}" (run ${run.id}): member ${t.agent}${t.workflow!.role ? ` (${t.workflow!.role})` : ""} failed — ${t.error ?? "no details"}. The run goes on without it; its result will be marked partial. Tell the user, and ask whether to re-run that member.`,
       })
     }
-    // Every member has ended and the one who synthesises has not: that is the synthesis phase.
-    const members = tasks.filter((x) => x.workflow!.step.startsWith("member:"))
-    const synth = plan?.resultStep && !plan.resultStep.startsWith("member:") ? byStep.get(plan.resultStep) : undefined
-    if (synth && !ended(synth) && members.length && members.every(ended) && run.phase !== "synthesis") await this.setPhase(run, "synthesis")
+    await this.settle(run, plan, tasks)
+  }
 
-    const finals = plan ? plan.steps.filter((s) => s.report === "workflow").map((s) => byStep.get(s.step)) : tasks.filter((x) => x.workflow!.report === "workflow")
+  /** Moves the run to synthesis once every member (task or sub-team run) ended, and finishes it once its final steps did. */
+  private async settle(run: Workflow, plan: RunPlan | undefined, tasks: Task[]): Promise<void> {
+    const byStep = new Map(tasks.map((x) => [x.workflow!.step, x]))
+    const ended = (x: Task | undefined) => !!x && TERMINAL_TASK_STATUSES.has(x.status)
+    const members = tasks.filter((x) => x.workflow!.step.startsWith("member:"))
+    const subs = this.subRunsOf(run.id)
+    const synth = plan?.resultStep && !plan.resultStep.startsWith("member:") ? byStep.get(plan.resultStep) : undefined
+    if (synth && !ended(synth) && members.length + subs.length > 0 && members.every(ended) && subs.every((w) => TERMINAL_PHASES.has(w.phase)) && run.phase !== "synthesis")
+      await this.setPhase(run, "synthesis")
+    // The steps whose ends the run reports; when every step reports on its own, all of them.
+    const reported = plan?.steps.filter((s) => s.report === "workflow") ?? []
+    const finals = plan ? (reported.length ? reported : plan.steps).map((s) => byStep.get(s.step)) : tasks
     if (finals.every(ended)) await this.finish(run, plan, tasks)
+  }
+
+  private subRunsOf(id: string): Workflow[] {
+    return [...this.ports.state.workflows.values()].filter((w) => w.parentWorkflowId === id)
   }
 
   private async finish(run: Workflow, plan: RunPlan | undefined, tasks: Task[]): Promise<void> {
@@ -219,17 +231,31 @@ export class TeamRunner {
     try {
       const byStep = new Map(tasks.map((x) => [x.workflow!.step, x]))
       const lead = plan?.resultStep ? byStep.get(plan.resultStep) : undefined
-      const members = tasks.filter((x) => x !== lead)
-      const missing = members.filter((x) => x.status !== "completed")
+      const team = this.ports.teams().get(run.team)
+      // Every member: its own tasks, and each sub-team run as one member.
+      const members: Contribution[] = [
+        ...tasks.filter((x) => x !== lead).map((x) => ({ name: x.agent, role: x.workflow?.role, ok: x.status === "completed", cancelled: x.status === "cancelled", note: x.status === "completed" ? "done" : `${x.status} — ${x.error ?? "no details"}`, result: x.result })),
+        ...this.subRunsOf(run.id).map((w) => ({
+          name: `team ${w.team}`,
+          role: team?.members.find((m) => m.team === w.team)?.role,
+          ok: w.phase === "completed",
+          cancelled: w.phase === "cancelled",
+          note: w.phase === "completed" ? "done" : w.phase,
+          result: undefined,
+        })),
+      ]
+      const missing = members.filter((x) => !x.ok)
       const phase: WorkflowPhase = lead
         ? lead.status === "completed"
-          ? missing.length
-            ? "partial"
-            : "completed"
+          ? !missing.length
+            ? "completed"
+            : missing.length < members.length
+              ? "partial"
+              : "failed"
           : lead.status === "cancelled"
             ? "cancelled"
             : "failed"
-        : members.every((x) => x.status === "cancelled")
+        : members.every((x) => x.cancelled)
           ? "cancelled"
           : !missing.length
             ? "completed"
@@ -238,15 +264,18 @@ export class TeamRunner {
               : "failed"
       const now = this.deps.clock.now()
       const secs = Math.max(0, Math.round((now - run.createdAt) / 100) / 10)
-      const contributions = members.map((x) => `- ${x.agent}${x.workflow?.role ? ` (${x.workflow.role})` : ""}: ${x.status === "completed" ? "done" : `${x.status} — ${x.error ?? "no details"}`}`)
+      const contributions = members.map((x) => `- ${x.name}${x.role ? ` (${x.role})` : ""}: ${x.note}`)
+      const reportedAlone = !!plan && plan.steps.every((s) => s.report === "parent")
       const body = lead
         ? lead.status === "completed"
           ? (lead.result ?? "")
           : `The ${lead.agent} that was to synthesise ended ${lead.status}: ${lead.error ?? "no details"}.`
-        : members
-            .filter((x) => x.status === "completed")
-            .map((x) => `## ${x.agent}${x.workflow?.role ? ` (${x.workflow.role})` : ""}\n${cut(x.result ?? "", this.opts.memberResultChars)}`)
-            .join("\n\n")
+        : reportedAlone
+          ? "Each member's result was delivered on its own as it arrived."
+          : members
+              .filter((x) => x.ok)
+              .map((x) => `## ${x.name}${x.role ? ` (${x.role})` : ""}\n${cut(x.result ?? "", this.opts.memberResultChars)}`)
+              .join("\n\n")
       const text = [
         `Team "${run.team}" (${run.pattern.replace("_", "-")}) ${phase}${phase === "partial" ? ` — ${missing.length} of ${members.length} member(s) gave no result` : ""}, ${secs} s. Members:`,
         ...contributions,
@@ -268,7 +297,6 @@ export class TeamRunner {
               text,
             }),
       ])
-      const team = this.ports.teams().get(run.team)
       const points = lead?.status === "completed" ? disagreementsOf(lead.result) : []
       if (team?.rules.escalation === "on_disagreement" && points.length)
         await this.ports.post({
@@ -282,6 +310,12 @@ export class TeamRunner {
         })
     } finally {
       this.finishing.delete(run.id)
+    }
+    // A sub-team ending may be what its parent run waited for (its synthesis phase).
+    const parent = run.parentWorkflowId ? this.get(run.parentWorkflowId) : undefined
+    if (parent && !TERMINAL_PHASES.has(parent.phase)) {
+      const pt = this.ports.teams().get(parent.team)
+      await this.settle(parent, pt && planRun(pt, parent.goal, parent.id), this.tasksOf(parent.id))
     }
   }
 
@@ -339,11 +373,19 @@ export class TeamRunner {
       }
       const plan = planRun(team, run.goal, run.id)
       await this.materialize(run, plan, team)
-      const tasks = this.tasksOf(run.id)
-      const byStep = new Map(tasks.map((x) => [x.workflow!.step, x]))
-      if (plan.steps.filter((s) => s.report === "workflow").every((s) => TERMINAL_TASK_STATUSES.has(byStep.get(s.step)?.status ?? "queued"))) await this.finish(run, plan, tasks)
+      await this.settle(run, plan, this.tasksOf(run.id))
     }
   }
+}
+
+/** A member's part in a run's result: one of its tasks, or a sub-team run. */
+interface Contribution {
+  name: string
+  role?: string
+  ok: boolean
+  cancelled: boolean
+  note: string
+  result?: string
 }
 
 function cut(s: string, n: number): string {
