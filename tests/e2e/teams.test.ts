@@ -358,7 +358,7 @@ describe("team definitions and the CLI on a real server", () => {
     expect(notices.join("\n")).toMatch(/ghost\.yaml: members\.1\.agent: .*casper.*that team is left out/)
     // The Oracle is offered the valid team only.
     const offered = model.requests.find((r) => r.tools.includes("delegate"))!
-    expect(JSON.stringify(offered.toolDefs["delegate"])).toMatch(/Teams \(one result\): [^"]*duo/)
+    expect(JSON.stringify(offered.toolDefs["delegate"])).toMatch(/Teams: [^"]*duo/)
     expect(JSON.stringify(offered.toolDefs["delegate"])).not.toMatch(/broken|ghost/)
     await until(() => ended(oc, "duo"), "the duo run to end")
     await until(async () => (await deliveredFrom(oc, root, "duo")).length > 0, "the duo's result")
