@@ -2,6 +2,7 @@ import { join } from "node:path"
 import { AgentCatalogue, readTemplates } from "./agents/catalogue.js"
 import { loadProfiles } from "./agents/load.js"
 import { loadTeams } from "./teams/load.js"
+import { contextPath, formatContext, readContext } from "./messaging/project-context.js"
 import { Deliverer } from "./buffer/delivery.js"
 import type { Deps } from "./deps.js"
 import { Journal } from "./journal/journal.js"
@@ -102,6 +103,10 @@ export class Runtime {
       post: (m) => this.outbox.post(m),
       tasks: this.tasks,
       teams: () => this.teams,
+      projectContext: async () => {
+        const c = await readContext(deps, contextPath(projectDir, options.stateDir))
+        return c.goal || c.status || c.notes.length ? formatContext(c, 5) : undefined
+      },
     })
     this.questions = new QuestionManager(deps, options.tasks.questionTimeoutMs, {
       state,

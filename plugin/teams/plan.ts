@@ -35,9 +35,10 @@ export interface RunPlan {
 
 const title = (s: string) => s.split("\n")[0]!.slice(0, 60)
 
-function teamHeader(team: Team, runId: string): string {
+function teamHeader(team: Team, runId: string, context?: string): string {
   const lines = [`Team "${team.name}" (${team.pattern.replace("_", "-")}), run ${runId}: ${team.description}`]
   if (team.instructions.trim()) lines.push(`How this team works: ${team.instructions.trim()}`)
+  if (context?.trim()) lines.push(`Shared project context (the user's goal and notes; add yours with project_context):\n${context.trim()}`)
   return lines.join("\n")
 }
 
@@ -48,10 +49,10 @@ function roster(members: readonly TeamMember[]): string {
 const REPORT =
   'End with your result: what you found or did, concisely. If you produced or changed files, list them last under "Artifacts:", one "- path" per line.'
 
-function memberPrompt(team: Team, runId: string, goal: string, m: TeamMember, extra: string[]): string {
+function memberPrompt(team: Team, runId: string, goal: string, m: TeamMember, extra: string[], context?: string): string {
   const others = team.members.filter((x) => x !== m).map(memberName)
   return [
-    teamHeader(team, runId),
+    teamHeader(team, runId, context),
     `You are ${memberName(m)}${m.role ? `, the team's ${m.role}` : ""}.${others.length ? ` Your teammates: ${others.join(", ")}.` : ""}`,
     `Team goal: ${goal}`,
     ...(m.instructions ? [`Your part: ${m.instructions}`] : []),
@@ -61,9 +62,9 @@ function memberPrompt(team: Team, runId: string, goal: string, m: TeamMember, ex
 }
 
 /** The coordinator of a coordinator_worker or hierarchical team: plan, delegate, wait, synthesise. */
-function coordinatorPrompt(team: Team, runId: string, goal: string): string {
+function coordinatorPrompt(team: Team, runId: string, goal: string, context?: string): string {
   return [
-    teamHeader(team, runId),
+    teamHeader(team, runId, context),
     `You coordinate this team. Goal: ${goal}`,
     `Members (delegate only to these${team.pattern === "hierarchical" ? "; a sub-team runs as one member and returns one result" : ""}):\n${roster(team.members)}`,
     "1. Now: give each member one self-contained sub-task with `delegate` (agent = the member's name), all in this turn. Then end your turn with one line saying what you assigned; do not wait or poll.",
@@ -71,16 +72,17 @@ function coordinatorPrompt(team: Team, runId: string, goal: string): string {
   ].join("\n\n")
 }
 
-function synthesisPrompt(team: Team, runId: string, goal: string): string {
+function synthesisPrompt(team: Team, runId: string, goal: string, context?: string): string {
   return [
-    teamHeader(team, runId),
+    teamHeader(team, runId, context),
     `You synthesise this team's work. Goal: ${goal}`,
     `Members:\n${roster(team.members)}`,
     "Their results follow (a member that failed or timed out is marked). Write ONE answer for the goal: findings by member, where they agree, a section titled exactly `Disagreements:` (each point, or `Disagreements: none`), your recommendation, and what is missing if a member failed (say the result is partial). Do not delegate; do not redo their work.",
   ].join("\n\n")
 }
 
-export function planRun(team: Team, goal: string, runId: string): RunPlan {
+/** `context`: the shared project context (goal, status, notes) every step should see. */
+export function planRun(team: Team, goal: string, runId: string, context?: string): RunPlan {
   const members = orderedMembers(team)
   const planners: Record<TeamPattern, () => RunPlan> = {
     coordinator_worker: () => coordinated(),
@@ -93,7 +95,7 @@ export function planRun(team: Team, goal: string, runId: string): RunPlan {
         agent: team.coordinator,
         role: "coordinator",
         title: `${team.name} synthesis: ${title(goal)}`,
-        prompt: synthesisPrompt(team, runId, goal),
+        prompt: synthesisPrompt(team, runId, goal, context),
         after: steps.map((s) => s.step),
         report: "workflow",
       })
@@ -133,7 +135,7 @@ export function planRun(team: Team, goal: string, runId: string): RunPlan {
       agent: memberName(m),
       ...(m.role ? { role: m.role } : {}),
       title: `${team.name} · ${m.role ?? memberName(m)}: ${title(goal)}`,
-      prompt: memberPrompt(team, runId, goal, m, extra),
+      prompt: memberPrompt(team, runId, goal, m, extra, context),
       after,
       report,
     }
@@ -147,7 +149,7 @@ export function planRun(team: Team, goal: string, runId: string): RunPlan {
           agent: team.coordinator!,
           role: "coordinator",
           title: `${team.name}: ${title(goal)}`,
-          prompt: coordinatorPrompt(team, runId, goal),
+          prompt: coordinatorPrompt(team, runId, goal, context),
           after: [],
           report: "workflow",
         },

@@ -21,6 +21,8 @@ export interface RunnerPorts {
   tasks: TaskManager
   /** The loaded teams, by name. */
   teams(): ReadonlyMap<string, Team>
+  /** The shared project context (goal, status, notes) as text, when there is one. */
+  projectContext?(): Promise<string | undefined>
 }
 
 export interface RunnerOptions {
@@ -121,7 +123,8 @@ export class TeamRunner {
       throw new TaskError(`Sub-teams nest too deep here (${depth - 1} levels under team "${top!.team}", whose max_depth is ${limit}). Delegate to an agent instead.`)
     const now = this.deps.clock.now()
     const id = this.deps.ids.id(IdPrefix.workflow)
-    const plan = planRun(team, input.goal, id)
+    const context = await this.ports.projectContext?.().catch(() => undefined)
+    const plan = planRun(team, input.goal, id, context)
     const run: Workflow = {
       id,
       team: team.name,

@@ -373,10 +373,15 @@ describe("team definitions and the CLI on a real server", () => {
     const root = await newSession(oc, "cli")
     await prompt(oc, root, "hello")
     const cli = join(REPO, "dist/scripts/nso.js")
+    // The human + agents pattern: the user's goal and notes reach every member of the run.
+    await run(process.execPath, [cli, "context", "--goal", "ship billing v2", "--note", "use Postgres, not SQLite", "--dir", oc.projectDir], { timeout: remainingMs() })
     const { stdout } = await run(process.execPath, [cli, "team", "run", "duo", "audit the logs", "--dir", oc.projectDir], { timeout: remainingMs() })
     const id = /Started team run (wf_\w+)/.exec(stdout)?.[1]
     expect(id, stdout).toBeDefined()
     await until(async () => (await deliveredFrom(oc, root, "duo")).some((m) => m.text.includes("cli finding from w1")), "the CLI-started run's result in the session the user wrote in")
+    const member = model.requests.find((x) => x.lastUser.includes("You are w2.") && x.lastUser.includes("audit the logs"))!
+    expect(member.lastUser).toContain("Goal: ship billing v2")
+    expect(member.lastUser).toContain("use Postgres, not SQLite")
     const r = runs(oc).find((x) => x.id === id)!
     expect((r as { startedBy?: string }).startedBy).toBe("user")
     const list = JSON.parse((await run(process.execPath, [cli, "teams", "--dir", oc.projectDir, "--json"], { timeout: remainingMs() })).stdout) as { teams: { name: string; definedIn: unknown }[] }
