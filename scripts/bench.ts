@@ -4,6 +4,7 @@
  * Sections: buffer, router, journal, hooks (in-process); start, delegation (a real OpenCode server);
  * compare, twenty, twenty-snapshots (NSO against OpenCode's own background mode and against bare
  * child sessions, both servers in the same run).
+ * team (a parallel team of 8 members × 1 s model and a synthesis, on a real OpenCode server).
  * second-start (OpenCode's next start with and without NSO; minutes, so only with --only).
  * Run with `--only <section>` to run one.
  */
@@ -12,6 +13,7 @@ import { hookBench, startBench } from "./bench/hooks.js"
 import { compareBench, twentyBench } from "./bench/compare.js"
 import { delegationBench } from "./bench/live.js"
 import { secondStartBench } from "./bench/second-start.js"
+import { teamBench } from "./bench/team.js"
 import { printTable, type Row } from "./bench/util.js"
 
 const sections: Record<string, () => Promise<Row[]>> = {
@@ -24,6 +26,9 @@ const sections: Record<string, () => Promise<Row[]>> = {
   compare: () => compareBench(),
   twenty: () => twentyBench({ snapshot: false, rounds: 3 }),
   "twenty-snapshots": () => twentyBench({ snapshot: true, rounds: 1 }),
+  // What a user gets (NSO's and OpenCode's defaults), then as the other live rows run: the user
+  // paused (`pauseMs: 0`, the result goes in at once) and no snapshots.
+  team: async () => [...(await teamBench()), ...(await teamBench({ label: "user paused, no snapshots", snapshot: false, nso: { buffer: { pauseMs: 0 } } }))],
   "second-start": () => secondStartBench(),
 }
 /** Sections that take minutes (the offline second start waits out OpenCode's install stall): only with --only. */
