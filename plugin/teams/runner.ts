@@ -3,7 +3,7 @@ import type { LiveState } from "../journal/state.js"
 import { IdPrefix, TERMINAL_PHASES, TERMINAL_TASK_STATUSES, type Envelope, type JournalEvent, type Task, type Workflow, type WorkflowPhase } from "../protocol.js"
 import type { Outgoing } from "../router/outbox.js"
 import { TaskError, type DelegateInput, type TaskManager } from "../tasks/manager.js"
-import { artifactsOf, disagreementsOf, planRun, type RunPlan } from "./plan.js"
+import { artifactsOf, disagreementsOf, planRun, type PlannedStep, type RunPlan } from "./plan.js"
 import type { Team } from "./team.js"
 
 /**
@@ -153,23 +153,30 @@ export class TeamRunner {
   /** Starts the plan's steps that have no task yet (all of them, or what a crash left out). */
   private async materialize(run: Workflow, plan: RunPlan, team: Team, priority?: DelegateInput["priority"]): Promise<void> {
     const have = new Map(this.tasksOf(run.id).map((t) => [t.workflow!.step, t]))
-    for (const s of plan.steps) {
-      if (have.has(s.step)) continue
-      const isMember = s.step.startsWith("member:")
-      const task = await this.ports.tasks.delegate({
-        parentSessionId: run.parentSessionId,
-        agent: s.agent,
-        prompt: s.prompt,
-        title: s.title,
-        priority,
-        dependsOn: s.after.map((a) => have.get(a)!.id),
-        acceptPartial: s.after.length > 0,
-        // A member's limits are its own work's; a coordinator's time includes waiting for members.
-        ...(isMember ? { timeoutMs: team.rules.timeout_per_agent_ms, maxTurns: team.rules.max_turns_per_agent } : {}),
-        workflow: { id: run.id, step: s.step, ...(s.role ? { role: s.role } : {}), report: s.report, ...(isMember && team.rules.max_parallel ? { parallel: team.rules.max_parallel } : {}) },
-      })
-      have.set(s.step, task)
+    // In waves: every step whose predecessors exist starts together (one group commit, and the
+    // members of a parallel team start at the same moment rather than one journal sync apart).
+    for (;;) {
+      const ready = plan.steps.filter((s) => !have.has(s.step) && s.after.every((a) => have.has(a)))
+      if (!ready.length) return
+      const tasks = await Promise.all(ready.map((s) => this.startStep(run, s, team, have, priority)))
+      ready.forEach((s, i) => have.set(s.step, tasks[i]!))
     }
+  }
+
+  private startStep(run: Workflow, s: PlannedStep, team: Team, have: ReadonlyMap<string, Task>, priority?: DelegateInput["priority"]): Promise<Task> {
+    const isMember = s.step.startsWith("member:")
+    return this.ports.tasks.delegate({
+      parentSessionId: run.parentSessionId,
+      agent: s.agent,
+      prompt: s.prompt,
+      title: s.title,
+      priority,
+      dependsOn: s.after.map((a) => have.get(a)!.id),
+      acceptPartial: s.after.length > 0,
+      // A member's limits are its own work's; a coordinator's time includes waiting for members.
+      ...(isMember ? { timeoutMs: team.rules.timeout_per_agent_ms, maxTurns: team.rules.max_turns_per_agent } : {}),
+      workflow: { id: run.id, step: s.step, ...(s.role ? { role: s.role } : {}), report: s.report, ...(isMember && team.rules.max_parallel ? { parallel: team.rules.max_parallel } : {}) },
+    })
   }
 
   private rootOf(w: Workflow): Workflow {
