@@ -18,6 +18,8 @@ import { paramsHook } from "./opencode/hooks/params.js"
 import { delegateTool } from "./opencode/tools/delegate.js"
 import { answerTool } from "./opencode/tools/answer.js"
 import { askUserTool } from "./opencode/tools/ask-user.js"
+import { boardTool } from "./opencode/tools/board.js"
+import { sendMessageTool } from "./opencode/tools/send-message.js"
 import { tasksTool } from "./opencode/tools/tasks.js"
 import { watch } from "node:fs"
 import { homedir } from "node:os"
@@ -119,6 +121,8 @@ export const NsoPlugin: Plugin = async (input, pluginOptions) => {
       tasks: tasksTool(rt),
       answer: answerTool(rt),
       ask_user: askUserTool(rt),
+      send_message: sendMessageTool(rt),
+      board: boardTool(rt),
     },
     dispose: async () => {
       process.off("SIGTERM", onTerm)

@@ -85,6 +85,20 @@ export const TaskOptions = z
   .prefault({})
 export type TaskOptions = z.infer<typeof TaskOptions>
 
+export const MessagingOptions = z
+  .object({
+    maxHops: z.number().int().min(1).default(6).describe("Most hops in one thread of agent messages (each reply is one); past it the thread stops and is escalated"),
+    pairLimit: z.number().int().min(1).default(12).describe("Most messages one agent may send another within pairWindowMs; past it they are dropped and escalated"),
+    pairWindowMs: ms(60_000, "Window of the per-pair rate limit"),
+    repeatWindowMs: ms(5 * 60_000, "The same text from the same sender to the same recipient within this window is dropped as a repeat"),
+    workflowBudget: z.number().int().min(1).default(200).describe("Most agent messages per workflow (a team run, or the tasks of one Oracle session); past it messages are dropped and escalated"),
+    boardDigestChars: z.number().int().min(0).default(1_200).describe("Most characters of the board digest added to a background agent's system prompt"),
+    auditTextChars: z.number().int().min(0).default(500).describe("Most characters of a message's text written to the audit log (messages.jsonl)"),
+  })
+  .strict()
+  .prefault({})
+export type MessagingOptions = z.infer<typeof MessagingOptions>
+
 export const KnowledgeOptions = z
   .object({
     budgetChars: z.number().int().positive().default(6_000).describe("Most characters of matching runbooks added to an agent's system prompt"),
@@ -106,6 +120,7 @@ export const Options = z
     router: RouterOptions,
     init: InitOptions,
     tasks: TaskOptions,
+    messaging: MessagingOptions,
     /** Agent profiles to add or override (name → profile fields), over config/agents and .opencode/nso/agents. */
     agents: z
       .record(z.string(), z.record(z.string(), z.unknown()))

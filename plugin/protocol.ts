@@ -41,6 +41,9 @@ export const Kind = z.enum([
   "assignment",
   "escalation",
   "handoff",
+  /** Agent to agent: asks for something; the recipient answers with a `reply`. */
+  "request",
+  "reply",
 ])
 export type Kind = z.infer<typeof Kind>
 
@@ -70,6 +73,8 @@ export const Envelope = z.object({
   replyTo: MessageId.optional(),
   /** The team run the message is about. */
   workflowId: WorkflowId.optional(),
+  /** Seen only by sender and recipient (and the audit log): kept off the board and the Oracle's views. */
+  private: z.boolean().optional(),
   /** How many agents this message has passed through; the loop guard stops it past a bound. */
   hops: z.number().int().nonnegative().default(0),
   /** Milliseconds since the epoch after which an undelivered message is dropped. */
@@ -85,7 +90,8 @@ export type Envelope = z.infer<typeof Envelope>
  * it back to tag the message; the model only ever sees the visible header in the text.
  */
 export const InjectionMeta = z.object({
-  source: z.enum(["agent", "system"]),
+  /** `user`: the person wrote it directly to a background agent (/tell, nso tell). */
+  source: z.enum(["user", "agent", "system"]),
   from: z.string().min(1),
   kind: Kind.optional(),
   ids: z.array(z.string()).default([]),
@@ -233,6 +239,24 @@ export const Workflow = z.object({
 export type Workflow = z.infer<typeof Workflow>
 
 // ---------------------------------------------------------------------------------------------
+// The shared board: what agents of one workflow post for each other (findings, variables,
+// decisions) and broadcasts, shown in each member's prompt as a digest instead of a model turn each.
+
+export const BoardPost = z.object({
+  id: MessageId,
+  time: z.number().int(),
+  /** The workflow it belongs to: a team run id, or the Oracle session whose tasks share it. */
+  workflow: z.string().min(1),
+  from: z.string().min(1),
+  fromTaskId: TaskId.optional(),
+  kind: z.enum(["finding", "variable", "decision", "broadcast"]),
+  /** For a variable: its name (a later post with the same key replaces it in the digest). */
+  key: z.string().optional(),
+  text: z.string(),
+})
+export type BoardPost = z.infer<typeof BoardPost>
+
+// ---------------------------------------------------------------------------------------------
 // Journal events: the only things ever written to the journal. Replay folds them into state.
 
 export const JOURNAL_VERSION = 1
@@ -279,9 +303,12 @@ export const JournalEvent = z.discriminatedUnion("type", [
     agent: z.string().optional(),
   }),
   event("session.initialized", { sessionId: z.string(), root: z.boolean() }),
+  event("board.posted", { post: BoardPost }),
   event("workflow.created", { workflow: Workflow }),
   event("workflow.updated", { id: WorkflowId, patch: Workflow.pick({ phase: true, endedAt: true, result: true }).partial() }),
   event("workflow.handoff", { id: WorkflowId, handoff: Handoff }),
+  /** Written by another process (the CLI): the person's message for a running task or team run (nso tell). */
+  event("message.told", { to: z.string().min(1), text: z.string().min(1), by: z.string() }),
   /** Written by another process (the CLI): the server starts the run. */
   event("workflow.requested", { team: z.string(), goal: z.string(), sessionId: z.string().optional(), by: z.string() }),
 ])

@@ -10,6 +10,8 @@ import { nsoReducer, type LiveState } from "./journal/state.js"
 import type { Options } from "./options.js"
 import { CONFIG_DIR } from "./paths.js"
 import { TERMINAL_TASK_STATUSES, type JournalEvent, type Task } from "./protocol.js"
+import { TaskError } from "./tasks/manager.js"
+import { rootSession } from "./tasks/tree.js"
 import { QuestionManager } from "./questions/manager.js"
 import { Inbound } from "./router/inbound.js"
 import { createIntentMonitor } from "./router/intent.js"
@@ -21,6 +23,7 @@ import { PromptAdditions } from "./session/prompt.js"
 import { SessionRegistry } from "./session/registry.js"
 import { TaskManager } from "./tasks/manager.js"
 import { TeamRunner } from "./teams/runner.js"
+import { Messenger } from "./messaging/messenger.js"
 import type { Team } from "./teams/team.js"
 import { JsonlLog } from "./telemetry/jsonl.js"
 import { ToolLog } from "./telemetry/tool-log.js"
@@ -41,6 +44,8 @@ export class Runtime {
   /** Team runs over the tasks. */
   readonly runs: TeamRunner
   readonly questions: QuestionManager
+  /** Agent-to-agent messages and the shared board. */
+  readonly messenger: Messenger
   readonly init: SessionInit
   readonly prompt: PromptAdditions
   readonly closer: SessionCloser
@@ -93,7 +98,8 @@ export class Runtime {
       onInterrupted: (t, how) => this.interrupted(t, how),
       sessionStarted: (sid, parentId, title) => void this.registry.learn(sid, { parentId, title }),
       isolationHeader: renderIsolation,
-      awaiting: (sid) => this.deliverer.pending(sid).length + this.runs.liveFrom(sid),
+      // Messages held or being handed to it, team runs it started, or a turn NSO just started in it.
+      awaiting: (sid) => this.deliverer.holding(sid) + this.runs.liveFrom(sid) + (this.registry.get(sid).busy ? 1 : 0),
       projectDir,
       stateDir: options.stateDir,
     })
@@ -118,6 +124,22 @@ export class Runtime {
       tasks: this.tasks,
       decide: (taskId, choice) => this.decideInterrupted(taskId, choice),
     })
+    this.messenger = new Messenger(deps, options.messaging, {
+      state,
+      write: (e) => this.write(e),
+      post: (m) => this.outbox.post(m),
+      tasks: this.tasks,
+      interruptQuestion: (taskId, text) => this.questions.interrupt(taskId, text),
+      audit: (r) => this.tags.append(r),
+    })
+    // A task that ended will never read what still waits for it: drop it, and say so in the log.
+    this.tasks.onEnded((t) => {
+      if (t.sessionId)
+        void this.deliverer
+          .dropAll(t.sessionId)
+          .then((gone) => gone.length && deps.log.log("warn", "messages for a task that ended were dropped", { task: t.id, ids: gone.map((e) => e.id) }))
+          .catch(() => {})
+    })
     this.init = new SessionInit(deps, { projectDir, stateDir: options.stateDir, init: options.init }, this.registry, {
       headerGuide: templates.get("nso_headers.md") ?? "",
       childHeader: async (sid) => {
@@ -141,6 +163,7 @@ export class Runtime {
       pending: (sid) => this.deliverer.pending(sid),
       tree: (sid) => this.tasks.tree(sid),
       openQuestions: () => this.questions.open(),
+      boardDigest: (sid) => this.messenger.digest(sid),
     })
     this.closer = new SessionCloser(
       deps,
@@ -272,7 +295,22 @@ export class Runtime {
       else if (e.type === "task.cancel_requested")
         await (e.id.startsWith("wf_") ? this.runs.cancel(e.id, `cancelled by ${e.by}`) : this.tasks.cancel(e.id, `cancelled by ${e.by}`)).catch(() => {})
       else if (e.type === "workflow.requested") await this.startRequested(e)
+      else if (e.type === "message.told") await this.tell(e.to, e.text, e.by).catch((err) => this.notices.add(`Your message for ${e.to} (${e.by}) was not delivered: ${(err as Error).message}`))
     }
+  }
+
+  /**
+   * The person's own message for a running task (or every member of a team run), from /tell or
+   * the CLI: tagged `source: user`, delivered at the agent's next turn boundary.
+   */
+  async tell(to: string, text: string, by: string): Promise<{ to: string; outcome: string }> {
+    const task = this.tasks.get(to)
+    const run = to.startsWith("wf_") ? this.runs.get(to) : undefined
+    const sid = task ? rootSession(this.state.tasks, task) : run ? this.runs.rootSessionOf(run) : undefined
+    if (!sid) throw new TaskError(`No task or team run "${to}". /nso-status (or nso tasks) lists them.`)
+    const sent = await this.messenger.send({ sessionId: sid, from: "user", source: "user", to, text })
+    this.deps.log.log("info", "the user told a task", { to, by, outcome: sent.outcome })
+    return { to: sent.to, outcome: sent.outcome }
   }
 
   /**
@@ -333,6 +371,7 @@ export class Runtime {
     if (this.activitySweep) this.deps.timers.clearInterval(this.activitySweep)
     this.tasks.dispose()
     this.questions.dispose()
+    this.messenger.dispose()
     this.deliverer.dispose()
     await this.toolLog.flush()
     await this.tags.flush()

@@ -32,6 +32,7 @@ export class Deliverer {
   private timers = new Map<string, { at: number; handle: TimerHandle }>()
   private running = new Map<string, Promise<void>>()
   private again = new Set<string>()
+  private inFlight = new Map<string, number>()
 
   constructor(
     private readonly deps: Pick<Deps, "clock" | "timers" | "ids" | "host" | "log">,
@@ -100,6 +101,20 @@ export class Deliverer {
     for (const id of this.buffers.keys()) this.poke(id)
   }
 
+  /** Messages for this session not yet injected: pending, or in a batch being injected now. */
+  holding(sessionId: string): number {
+    return (this.buffers.get(sessionId)?.size ?? 0) + (this.inFlight.get(sessionId) ?? 0)
+  }
+
+  /** Drops everything undelivered for a session nobody will read (its task ended); returns what was dropped. */
+  async dropAll(sessionId: string): Promise<Envelope[]> {
+    const b = this.buffers.get(sessionId)
+    if (!b) return []
+    const gone = b.remove(b.list().map((e) => e.id))
+    for (const e of gone) await this.ports.write({ type: "message.dropped", id: e.id, reason: "obsolete" })
+    return gone
+  }
+
   /** Drops undelivered messages about a question that no longer needs asking (it was answered). */
   async withdraw(sessionId: string, questionId: string): Promise<void> {
     const b = this.buffers.get(sessionId)
@@ -149,11 +164,24 @@ export class Deliverer {
     const batch = decision.deliver
     const batchId = this.deps.ids.id(IdPrefix.batch)
     const ids = batch.map((e) => e.id)
+    // Counted from here: a task whose session is being handed messages is not done (holding()).
+    this.inFlight.set(sessionId, (this.inFlight.get(sessionId) ?? 0) + batch.length)
+    try {
+      await this.inject(sessionId, b, batch, batchId, ids, decision.reply)
+    } finally {
+      const left = (this.inFlight.get(sessionId) ?? 0) - batch.length
+      if (left > 0) this.inFlight.set(sessionId, left)
+      else this.inFlight.delete(sessionId)
+    }
+  }
+
+  private async inject(sessionId: string, b: JournaledBuffer, batch: Envelope[], batchId: string, ids: string[], reply: boolean): Promise<void> {
+    const decision = { reply }
     await this.ports.write({ type: "delivery.started", batchId, sessionId, ids })
     b.remove(ids)
     const senders = [...new Set(batch.map((e) => e.from))]
     const meta: InjectionMeta = {
-      source: batch.every((e) => e.source === "system") ? "system" : "agent",
+      source: batch.every((e) => e.source === "system") ? "system" : batch.every((e) => e.source === "user") ? "user" : "agent",
       from: senders.length === 1 ? senders[0]! : "nso",
       kind: batch.length === 1 ? batch[0]!.kind : undefined,
       ids: [...new Set(batch.flatMap((e) => [e.id, e.taskId, e.questionId].filter((x): x is string => !!x)))],

@@ -1,8 +1,11 @@
 import type { Envelope } from "../protocol.js"
 
 /** The visible header of an injected message; the model sees only text, so the ids live here. */
-export function header(e: Pick<Envelope, "from" | "kind" | "taskId" | "questionId" | "priority" | "workflowId">): string {
-  const parts = ["NSO", e.from]
+export function header(e: Pick<Envelope, "from" | "kind" | "taskId" | "questionId" | "priority" | "workflowId" | "source" | "to" | "id">): string {
+  // A message to an agent (from another agent, the Oracle or the person) says who spoke, and
+  // carries its id so the recipient can answer it with reply_to.
+  const direct = e.source === "user" || (e.to !== "oracle" && e.to !== "user" && e.to !== "coordinator")
+  const parts = direct ? ["NSO", e.source === "user" ? "source: user" : `source: ${e.source} · from: ${e.from}`, `msg ${e.id}`] : ["NSO", e.from]
   if (e.workflowId) parts.push(`run ${e.workflowId}`)
   if (e.taskId) parts.push(`task ${e.taskId}`)
   if (e.questionId) parts.push(`question ${e.questionId}`)

@@ -20,6 +20,12 @@ export interface SessionActivity {
    * arrives is held until none runs, then goes in as one batch.
    */
   gather?: boolean
+  /**
+   * A person reads this session (a root session). Background agents' sessions have nobody to
+   * wait for: no pause, and every message but a result needs the agent to act (a model turn).
+   * Default true.
+   */
+  human?: boolean
 }
 
 export interface PolicyOptions {
@@ -47,7 +53,7 @@ export interface DeliveryDecision {
   wakeAt?: number
 }
 
-const REPLY_KINDS: ReadonlySet<Kind> = new Set<Kind>(["question", "failure", "escalation"])
+const REPLY_KINDS: ReadonlySet<Kind> = new Set<Kind>(["question", "failure", "escalation", "request"])
 
 /** Does this message need the Oracle to say something? */
 export function needsReply(e: Envelope, runningTasks: number): boolean {
@@ -79,16 +85,17 @@ export function decideDelivery(
     // The next `idle` event wakes the runtime; only expiry needs a timer.
     return { deliver: [], reply: false, expired, why: "busy", wakeAt: nextExpiry }
   }
-  if (activity.gather && activity.runningTasks > 0) return { deliver: [], reply: false, expired, why: "waiting", wakeAt: nextExpiry }
+  // A coordinator gathers its members' results; anything else (an escalation, a message) goes in.
+  if (activity.gather && activity.runningTasks > 0 && live.every((e) => e.kind === "completion" || e.kind === "failure"))
+    return { deliver: [], reply: false, expired, why: "waiting", wakeAt: nextExpiry }
 
+  const human = activity.human !== false
   const quietSince = Math.max(activity.idleSince ?? 0, activity.lastUserMessageAt ?? 0)
-  const pauseAt = quietSince + opts.pauseMs
-  const pick = (batch: Envelope[], why: DeliveryDecision["why"]): DeliveryDecision => ({
-    deliver: batch,
-    reply: batch.some((e) => needsReply(e, activity.runningTasks)),
-    expired,
-    why,
-  })
+  const pauseAt = quietSince + (human ? opts.pauseMs : 0)
+  const pick = (all: Envelope[], why: DeliveryDecision["why"]): DeliveryDecision => {
+    const batch = activity.gather && activity.runningTasks > 0 ? all.filter((e) => e.kind !== "completion" && e.kind !== "failure") : all
+    return { deliver: batch, reply: batch.some((e) => needsReply(e, activity.runningTasks) || (!human && e.kind !== "completion")), expired, why }
+  }
 
   if (now >= pauseAt) {
     const batch = pick(live, "pause")

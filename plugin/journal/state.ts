@@ -1,5 +1,5 @@
 import { z } from "zod"
-import { Envelope, Question, Task, TERMINAL_PHASES, TERMINAL_TASK_STATUSES, Workflow, type JournalRecord } from "../protocol.js"
+import { BoardPost, Envelope, Question, Task, TERMINAL_PHASES, TERMINAL_TASK_STATUSES, Workflow, type JournalRecord } from "../protocol.js"
 import type { Reducer } from "./journal.js"
 
 /**
@@ -11,6 +11,8 @@ export const NsoState = z.object({
   questions: z.record(z.string(), Question),
   /** Team runs, keyed by id. */
   workflows: z.record(z.string(), Workflow).default({}),
+  /** Board posts per workflow, oldest first (the newest BOARD_MEMORY kept). */
+  board: z.record(z.string(), z.array(BoardPost)).default({}),
   /** Buffered and not (yet) delivered, keyed by message id. */
   pending: z.record(z.string(), Envelope),
   /** Batches whose injection was started but not confirmed: delivered or not, we do not know. */
@@ -21,6 +23,9 @@ export const NsoState = z.object({
   initialized: z.array(z.string()),
 })
 export type NsoState = z.infer<typeof NsoState>
+
+/** Posts kept per workflow board. */
+const BOARD_MEMORY = 200
 
 /** How many delivered ids to remember for dedupe. */
 const DELIVERED_MEMORY = 10_000
@@ -33,6 +38,7 @@ export interface LiveState {
   tasks: Map<string, Task>
   questions: Map<string, Question>
   workflows: Map<string, Workflow>
+  board: Map<string, BoardPost[]>
   pending: Map<string, Envelope>
   inDoubt: Map<string, { sessionId: string; ids: string[] }>
   /** Envelopes of in-doubt batches, so they can be re-queued if the injection did not happen. */
@@ -46,6 +52,7 @@ export function emptyState(): LiveState {
     tasks: new Map(),
     questions: new Map(),
     workflows: new Map(),
+    board: new Map(),
     pending: new Map(),
     inDoubt: new Map(),
     inDoubtEnvelopes: new Map(),
@@ -139,6 +146,15 @@ export function applyRecord(state: LiveState, rec: JournalRecord): LiveState {
     case "session.initialized":
       state.initialized.add(e.sessionId)
       break
+    case "board.posted": {
+      const posts = state.board.get(e.post.workflow) ?? []
+      if (!posts.some((p) => p.id === e.post.id)) {
+        posts.push(e.post)
+        if (posts.length > BOARD_MEMORY) posts.splice(0, posts.length - BOARD_MEMORY)
+      }
+      state.board.set(e.post.workflow, posts)
+      break
+    }
     case "workflow.created":
       state.workflows.set(e.workflow.id, e.workflow)
       break
@@ -153,6 +169,7 @@ export function applyRecord(state: LiveState, rec: JournalRecord): LiveState {
       break
     }
     case "workflow.requested":
+    case "message.told":
     case "task.cancel_requested":
       // A request; the server that owns the task acts on it and journals the outcome.
       break
@@ -197,6 +214,7 @@ export const nsoReducer: Reducer<LiveState> = {
     tasks: Object.fromEntries(s.tasks),
     questions: Object.fromEntries(s.questions),
     workflows: Object.fromEntries(s.workflows),
+    board: Object.fromEntries(s.board),
     pending: Object.fromEntries(s.pending),
     inDoubt: Object.fromEntries(s.inDoubt),
     inDoubtEnvelopes: Object.fromEntries(s.inDoubtEnvelopes),
@@ -209,6 +227,7 @@ export const nsoReducer: Reducer<LiveState> = {
       tasks: new Map(Object.entries(s.tasks)),
       questions: new Map(Object.entries(s.questions)),
       workflows: new Map(Object.entries(s.workflows)),
+      board: new Map(Object.entries(s.board)),
       pending: new Map(Object.entries(s.pending)),
       inDoubt: new Map(Object.entries(s.inDoubt)),
       inDoubtEnvelopes: new Map(Object.entries(s.inDoubtEnvelopes)),

@@ -11,13 +11,14 @@ import type { ToolEffect } from "../agents/profiles.js"
 export const ABORTED = "MessageAbortedError"
 
 /** NSO's tools for agents that delegate (the Oracle, coordinators). */
-export const ORACLE_TOOLS = ["delegate", "tasks", "answer"] as const
-/** NSO's tools for background agents. */
-export const BACKGROUND_TOOLS = ["ask_user"] as const
-/** NSO's tools for both sides. */
-export const SHARED_TOOLS = ["project_context"] as const
+export const ORACLE_TOOLS = ["delegate", "tasks", "answer", "project_context"] as const
+/**
+ * NSO's tools for background agents. Together within 1,500 bytes of schema: each is paid on
+ * every request of every background agent (the project notes live in `board`, project: true).
+ */
+export const BACKGROUND_TOOLS = ["ask_user", "send_message", "board"] as const
 /** Every tool NSO adds: agents NSO does not own are offered none of them (schemas cost tokens). */
-export const NSO_TOOLS: readonly string[] = [...ORACLE_TOOLS, ...BACKGROUND_TOOLS, ...SHARED_TOOLS]
+export const NSO_TOOLS: readonly string[] = [...ORACLE_TOOLS, ...BACKGROUND_TOOLS]
 
 /** OpenCode's own agents (a user's opencode.json may add more; those are not NSO's either). */
 export const OPENCODE_AGENTS = ["build", "plan", "general", "explore"] as const

@@ -33,7 +33,12 @@ export interface AskInput {
 /** What became of an answer, as a phrase that completes "The answer was …". */
 export type Delivered = "passed to the waiting agent" | "sent to the agent's session (it had stopped waiting)" | "acted on by NSO" | "recorded, but its task had already ended"
 
-export type AskOutcome = { kind: "answered"; answer: string; by: string } | { kind: "timeout"; waitedMs: number } | { kind: "cancelled" }
+export type AskOutcome =
+  | { kind: "answered"; answer: string; by: string }
+  | { kind: "timeout"; waitedMs: number }
+  | { kind: "cancelled" }
+  /** Messages for the waiting agent arrived: the call returns them; the question stays open. */
+  | { kind: "interrupted"; messages: string }
 
 export interface QuestionPorts {
   state: LiveState
@@ -166,7 +171,8 @@ export class QuestionManager {
       text: question.options.length ? `${question.text}\nOptions: ${question.options.join(" | ")}` : question.text,
     })
     const o = await outcome.finally(() => signal?.removeEventListener("abort", onAbort))
-    if (o.kind === "timeout") await this.ports.write({ type: "question.timed_out", id: question.id })
+    // Either way the call stops waiting and the question stays open: a later answer is forwarded.
+    if (o.kind === "timeout" || o.kind === "interrupted") await this.ports.write({ type: "question.timed_out", id: question.id })
     // The agent goes on only once its task has a model slot again.
     if (o.kind !== "cancelled" && task) await this.ports.tasks.setWaiting(task.id, false)
     return { question: this.get(question.id) ?? question, outcome: o }
@@ -265,6 +271,15 @@ export class QuestionManager {
     if (this.ports.decide) await this.ports.decide(q.taskId!, choice)
     else if (choice === "cancel") await this.ports.tasks.cancel(q.taskId!, "the user chose to cancel it after a restart")
     else await this.ports.tasks.resume(q.taskId!)
+  }
+
+  /**
+   * Hands messages to the task's waiting `ask_user` call, if one waits: the call returns them at
+   * once instead of after the answer. False when nothing of that task waits here.
+   */
+  interrupt(taskId: string, messages: string): boolean {
+    const q = this.open().find((x) => x.taskId === taskId && this.waiters.has(x.id))
+    return !!q && this.release(q.id, { kind: "interrupted", messages })
   }
 
   private release(id: string, o: AskOutcome): boolean {

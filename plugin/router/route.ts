@@ -57,6 +57,9 @@ export function priorityOf(env: Pick<Envelope, "source" | "kind"> & { priority?:
     case "finding":
     case "assignment":
     case "handoff":
+    case "reply":
       return "medium"
+    case "request":
+      return "high"
   }
 }

@@ -15,6 +15,8 @@ export interface PromptSources {
   pending(sessionId: string): Envelope[]
   tree(sessionId: string): Task[]
   openQuestions(): Question[]
+  /** A background agent's board digest (messaging), if its workflow board has posts. */
+  boardDigest?(sessionId: string): string | undefined
 }
 
 /**
@@ -32,6 +34,8 @@ export class PromptAdditions {
       const k = (await this.src.catalogue.knowledge()).select(info.agent, info.lastText, this.src.knowledgeBudgetChars)
       if (k) out.push(k.text)
     }
+    const board = this.src.boardDigest?.(sessionId)
+    if (board) out.push(board)
     const s = this.src.suggestion(sessionId)
     if (s) out.push(`NSO intent monitor: the user's last message matches the "${s.rule}" rule; the ${s.agent} agent may suit it.`)
     return out

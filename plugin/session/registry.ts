@@ -92,7 +92,7 @@ export class SessionRegistry {
 
   activity(id: string, runningTasks: number): SessionActivity {
     const s = this.get(id)
-    return { busy: s.busy, idleSince: s.idleSince, lastUserMessageAt: s.lastUserMessageAt, runningTasks }
+    return { busy: s.busy, idleSince: s.idleSince, lastUserMessageAt: s.lastUserMessageAt, runningTasks, human: !s.parentId }
   }
 
   forget(id: string): void {

@@ -38,7 +38,7 @@ const title = (s: string) => s.split("\n")[0]!.slice(0, 60)
 function teamHeader(team: Team, runId: string, context?: string): string {
   const lines = [`Team "${team.name}" (${team.pattern.replace("_", "-")}), run ${runId}: ${team.description}`]
   if (team.instructions.trim()) lines.push(`How this team works: ${team.instructions.trim()}`)
-  if (context?.trim()) lines.push(`Shared project context (the user's goal and notes; add yours with project_context):\n${context.trim()}`)
+  if (context?.trim()) lines.push(`Shared project context (the user's goal and notes; add yours with board, project: true):\n${context.trim()}`)
   return lines.join("\n")
 }
 

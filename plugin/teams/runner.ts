@@ -56,6 +56,11 @@ export class TeamRunner {
     })
   }
 
+  /** The session the user talks in, above a run (a sub-team run's is its top run's). */
+  rootSessionOf(run: Workflow): string {
+    return this.rootOf(run).parentSessionId
+  }
+
   get(id: string): Workflow | undefined {
     return this.ports.state.workflows.get(id)
   }

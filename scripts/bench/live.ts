@@ -107,8 +107,8 @@ export async function delegationBench(opts: { snapshot: boolean }): Promise<Row[
     const oracleReq = model.requests.find((r) => r.lastUser === "fan out")!
     const builderReq = model.requests.find((r) => /^fan job \d/.test(r.lastUser))!
     const sum = (sizes: Record<string, number>, names: readonly string[]) => names.reduce((n, t) => n + (sizes[t] ?? 0), 0)
-    rows.push({ section, figure: "NSO tool-schema bytes per Oracle request", value: fmtBytes(sum(oracleReq.toolSizes, [...ORACLE_TOOLS, "project_context"])), target: "OpenCode +491 B", note: `delegate alone ${fmtBytes(oracleReq.toolSizes.delegate ?? 0)}` })
-    rows.push({ section, figure: "NSO tool-schema bytes per Builder request", value: fmtBytes(sum(builderReq.toolSizes, [...BACKGROUND_TOOLS, "project_context"])), note: `ask_user ${fmtBytes(builderReq.toolSizes.ask_user ?? 0)}` })
+    rows.push({ section, figure: "NSO tool-schema bytes per Oracle request", value: fmtBytes(sum(oracleReq.toolSizes, [...ORACLE_TOOLS])), target: "OpenCode +491 B", note: `delegate alone ${fmtBytes(oracleReq.toolSizes.delegate ?? 0)}` })
+    rows.push({ section, figure: "NSO tool-schema bytes per Builder request", value: fmtBytes(sum(builderReq.toolSizes, [...BACKGROUND_TOOLS])), note: `ask_user ${fmtBytes(builderReq.toolSizes.ask_user ?? 0)}` })
   } finally {
     await oc.dispose()
     await model.stop()

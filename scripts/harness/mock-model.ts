@@ -36,6 +36,8 @@ export interface Rule {
     system?: string
     /** The newest message is a tool result containing this. */
     toolResult?: string
+    /** Like `userMatch`, over the newest message when it is a tool result. */
+    toolResultMatch?: string
     /** The request offers a tool with this name. */
     hasTool?: string
     /** The request does not offer this tool. */
@@ -191,6 +193,11 @@ export class MockModel {
         const m = req.lastToolResult === undefined ? new RegExp(w.userMatch).exec(req.lastUser) : null
         if (!m) continue
         groups = m.slice(1).map((g) => g ?? "")
+      }
+      if (w.toolResultMatch !== undefined) {
+        const m = req.lastToolResult !== undefined ? new RegExp(w.toolResultMatch).exec(req.lastToolResult) : null
+        if (!m) continue
+        groups = [...groups, ...m.slice(1).map((g) => g ?? "")]
       }
       if (w.anyMatch !== undefined) {
         const m = new RegExp(w.anyMatch).exec(req.allText)

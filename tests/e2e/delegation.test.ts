@@ -65,7 +65,7 @@ describe("background delegation with user priority (real server)", () => {
     expect(oracleReq.tools).not.toContain("ask_user")
     // Tokens are the user's money: NSO's tools on the Oracle's request stay within 2,200 bytes
     // (1,989 before teams; the shipped teams' names and the profiles they added cost ~200 B).
-    const nsoBytes = [...ORACLE_TOOLS, "project_context"].reduce((n, t) => n + (oracleReq.toolSizes[t] ?? 0), 0)
+    const nsoBytes = [...ORACLE_TOOLS].reduce((n, t) => n + (oracleReq.toolSizes[t] ?? 0), 0)
     console.log(`NSO tool bytes on the Oracle's request: ${nsoBytes}`)
     expect(nsoBytes).toBeGreaterThan(0)
     expect(nsoBytes).toBeLessThanOrEqual(2200)

@@ -35,6 +35,17 @@ export function commandHook(rt: Runtime): CommandHook {
         await show(input.sessionID, `/team failed: ${(err as Error).message}`, "error")
       }
     }
+    if (input.command === "tell") {
+      const m = /^\s*(\S+)\s+([\s\S]*\S)\s*$/.exec(input.arguments)
+      if (!m) await show(input.sessionID, "/tell needs a task (or team run) id and the text, like: /tell tsk_abc123 use Postgres, not SQLite. /nso-status lists the ids.", "error")
+      try {
+        const r = await rt.tell(m![1]!, m![2]!, "user (/tell)")
+        await show(input.sessionID, `Told ${r.to}: "${m![2]!.slice(0, 120)}" — ${r.outcome === "queued" ? "it reads it at its next turn, marked as from you" : r.outcome}.`)
+      } catch (err) {
+        if (err instanceof Handled) throw err
+        await show(input.sessionID, `/tell failed: ${(err as Error).message}`, "error")
+      }
+    }
     if (input.command === "nso-cancel" && input.arguments.trim().startsWith("wf_")) {
       const id = input.arguments.trim()
       const run = rt.runs.get(id)

@@ -13,16 +13,21 @@ const z = tool.schema
  */
 export function tasksTool(rt: Runtime) {
   return defineTool("tasks", {
-    description: "Tasks and team runs: list; id → full result (waits ≤ wait_ms); cancel: true stops it and all it started.",
+    description: "Tasks and team runs: list; id → full result (waits ≤ wait_ms); cancel: true stops it and all it started; message: tell it something (at its next turn).",
     args: {
       id: z.string().optional(),
       cancel: z.boolean().optional(),
       wait_ms: z.number().int().min(0).max(120_000).optional(),
+      message: z.string().optional(),
     },
     async run(args, call) {
       if (!args.id) {
-        if (args.cancel) throw new TaskError("cancel needs the id of the task to cancel. Call tasks without arguments to list them.")
+        if (args.cancel || args.message) throw new TaskError(`${args.cancel ? "cancel" : "message"} needs the id of a task or team run. Call tasks without arguments to list them.`)
         return board(rt, call.sessionId)
+      }
+      if (args.message) {
+        const sent = await rt.messenger.send({ sessionId: call.sessionId, from: call.agent, source: "agent", to: args.id, text: args.message })
+        return `Message ${sent.id} for ${sent.to}: ${sent.outcome}; it reads it at its next turn, marked as from you (not from the user).`
       }
       if (args.id.startsWith("wf_")) return runView(rt, args.id, args.cancel === true)
       let t = rt.tasks.get(args.id)
