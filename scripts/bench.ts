@@ -5,6 +5,7 @@
  * compare, twenty, twenty-snapshots (NSO against OpenCode's own background mode and against bare
  * child sessions, both servers in the same run).
  * team (a parallel team of 8 members × 1 s model and a synthesis, on a real OpenCode server).
+ * messaging (the loop guard in memory; an agent message into an idle recipient's session, on a real server).
  * second-start (OpenCode's next start with and without NSO; minutes, so only with --only).
  * Run with `--only <section>` to run one.
  */
@@ -14,6 +15,7 @@ import { compareBench, twentyBench } from "./bench/compare.js"
 import { delegationBench } from "./bench/live.js"
 import { secondStartBench } from "./bench/second-start.js"
 import { teamBench } from "./bench/team.js"
+import { messagingBench } from "./bench/messaging.js"
 import { printTable, type Row } from "./bench/util.js"
 
 const sections: Record<string, () => Promise<Row[]>> = {
@@ -29,6 +31,7 @@ const sections: Record<string, () => Promise<Row[]>> = {
   // What a user gets (NSO's and OpenCode's defaults), then as the other live rows run: the user
   // paused (`pauseMs: 0`, the result goes in at once) and no snapshots.
   team: async () => [...(await teamBench()), ...(await teamBench({ label: "user paused, no snapshots", snapshot: false, nso: { buffer: { pauseMs: 0 } } }))],
+  messaging: messagingBench,
   "second-start": () => secondStartBench(),
 }
 /** Sections that take minutes (the offline second start waits out OpenCode's install stall): only with --only. */

@@ -306,6 +306,103 @@ const commands: Record<string, Command> = {
       return undefined
     },
   },
+  tell: {
+    summary: 'Tell a running background task (or every member of a team run) something: nso tell <task or run id> "<text>"',
+    usage: 'nso tell <task or run id> "<text>" [--json]',
+    async run(ctx, { positionals }) {
+      const [id, ...words] = positionals
+      const text = words.join(" ").trim()
+      if (!id || !text) throw new UsageError('give the task (or team run) id and the text, e.g. nso tell tsk_abc123 "use PostgreSQL, not SQLite" (nso tasks lists the ids)')
+      const { state: s } = await state(ctx)
+      let to: string
+      if (id.startsWith("wf_")) {
+        const w = s.workflows.get(id)
+        if (!w) throw new UsageError(`no team run "${id}" (see nso tasks)`)
+        if (TERMINAL_PHASES.has(w.phase)) throw new UsageError(`team run ${id} (${w.team}) already ended (${w.phase}); nobody in it can receive messages. Its result: nso tasks --all. To go on, start a new run.`)
+        to = `every running member of team run ${id} (${w.team})`
+      } else {
+        const t = s.tasks.get(id)
+        if (!t) throw new UsageError(`no task "${id}" (see nso tasks)`)
+        if (TERMINAL_TASK_STATUSES.has(t.status))
+          throw new UsageError(`task ${id} (${t.agent}: "${t.title}") already ended ${t.status}; it cannot receive messages. To go on with its work, ask the Oracle to delegate a follow-up task that says what to change.`)
+        if (t.status === "queued") throw new UsageError(`task ${id} (${t.agent}) has not started yet, so it cannot receive messages; tell it once it runs (nso tasks shows when).`)
+        to = `${t.agent} (${id})`
+      }
+      const server = ctx.server()
+      if (server.running === false)
+        throw new Error(`no OpenCode server with NSO is running for this project (${server.how}). A message is delivered by the server running the task: start OpenCode in ${ctx.dir} and tell it again.`)
+      await appendOne(ctx, { type: "message.told", to: id, text, by: "user (nso CLI)" })
+      if (ctx.json) return { to: id, text, recorded: true, serverRunning: server.running ?? null }
+      ctx.out(
+        `Message for ${to} recorded in the journal; ${afterAppend(server, "delivers it")} ` +
+          `${id.startsWith("wf_") ? "Each member reads it" : "The agent reads it"} at its next turn, marked source: user (an agent waiting in ask_user gets it at once). ` +
+          `If it cannot be delivered, the server says why in the session you talk to the Oracle in.`,
+      )
+      return undefined
+    },
+  },
+  messages: {
+    summary: "Messages agents sent each other (from .opencode/nso/messages.jsonl)",
+    usage: "nso messages [--workflow <id>] [--all] [--limit N] [--json]",
+    options: {
+      workflow: { type: "string", description: "only this workflow (a team run id, or the Oracle session whose tasks share it)" },
+      all: { type: "boolean", description: "show the text of private messages too" },
+      limit: { type: "string", short: "n", description: "only the last N messages" },
+    },
+    async run(ctx, { values }) {
+      const limit = values.limit === undefined ? undefined : Number(values.limit)
+      if (limit !== undefined && (!Number.isInteger(limit) || limit <= 0)) throw new UsageError(`--limit expects a positive whole number, got "${String(values.limit)}"`)
+      const all = readLines(join(ctx.dir, ctx.stateDir, "messages.jsonl")).filter((l) => l.type === "message" && (values.workflow === undefined || l.workflow === values.workflow))
+      const lines = (limit === undefined ? all : all.slice(-limit)).map((l) => {
+        if (!l.private || values.all) return l
+        const { text: _hidden, ...rest } = l
+        return { ...rest, text: null, hidden: true }
+      })
+      if (ctx.json) return lines
+      if (!lines.length) ctx.out(values.workflow === undefined ? "No agent messages yet." : `No agent messages in workflow ${String(values.workflow)}.`)
+      for (const l of lines) {
+        const when = typeof l.time === "number" ? new Date(l.time).toISOString() : String(l.time)
+        const from = `${String(l.from)}${l.fromTask ? ` (${String(l.fromTask)})` : ""}${l.source === "user" ? " [source: user]" : ""}`
+        const body = l.hidden ? "(private: text hidden; --all shows it)" : `${l.private ? "(private) " : ""}${String(l.text ?? "")}`
+        ctx.out(
+          `${when}  ${String(l.workflow)}  ${from} → ${String(l.to)}  ${String(l.kind)}  hops ${String(l.hops ?? 0)}  ${String(l.id)}${l.replyTo ? `  reply to ${String(l.replyTo)}` : ""}  ${String(l.outcome)}\n  ${body}`,
+        )
+      }
+      return undefined
+    },
+  },
+  board: {
+    summary: "The shared boards of agent workflows: findings, variables (latest value), decisions, broadcasts",
+    usage: "nso board [--workflow <id>] [--json]",
+    options: { workflow: { type: "string", description: "only this workflow (a team run id, or the Oracle session whose tasks share it)" } },
+    async run(ctx, { values }) {
+      const { state: s } = await state(ctx)
+      const only = values.workflow === undefined ? undefined : String(values.workflow)
+      if (only !== undefined && !s.board.has(only)) {
+        const known = s.workflows.has(only) || [...s.tasks.values()].some((t) => t.parentSessionId === only)
+        if (!known) throw new UsageError(`no workflow "${only}"; boards with posts: ${[...s.board.keys()].join(", ") || "(none)"}`)
+      }
+      const boards = [...s.board.entries()]
+        .filter(([w]) => only === undefined || w === only)
+        .map(([workflow, posts]) => {
+          // A variable is shown once, in its latest value.
+          const latest = new Map<string, string>()
+          for (const p of posts) if (p.key) latest.set(p.key, p.id)
+          const run = s.workflows.get(workflow)
+          return { workflow, ...(run ? { team: run.team, goal: run.goal, phase: run.phase } : {}), posts: posts.filter((p) => !p.key || latest.get(p.key) === p.id) }
+        })
+      if (only !== undefined && !boards.length) boards.push({ workflow: only, posts: [] })
+      if (ctx.json) return boards
+      if (!boards.length) ctx.out("No board posts yet.")
+      for (const b of boards) {
+        const run = s.workflows.get(b.workflow)
+        ctx.out(`${b.workflow}${run ? ` · team ${run.team} (${run.phase}): ${run.goal}` : " · tasks of that Oracle session"} — ${b.posts.length ? `${b.posts.length} post(s)` : "empty"}`)
+        for (const p of b.posts)
+          ctx.out(`  ${new Date(p.time).toISOString()}  ${p.kind}${p.key ? ` ${p.key}` : ""} · ${p.from}${p.fromTaskId ? ` (${p.fromTaskId})` : ""}: ${p.text}`)
+      }
+      return undefined
+    },
+  },
   agents: {
     summary: "Every agent profile: role, model, permissions, specialization, teams, where it was defined",
     usage: "nso agents [--json]",

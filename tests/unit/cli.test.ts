@@ -7,6 +7,7 @@ import { limits, main } from "../../scripts/nso.js"
 import { parseJsonc, serverFor, stripJsonc } from "../../scripts/project.js"
 import { Journal } from "../../plugin/journal/journal.js"
 import { nsoReducer } from "../../plugin/journal/state.js"
+import type { JournalEvent } from "../../plugin/protocol.js"
 import { env, fakeDeps, tempDir } from "../helpers/fake-deps.js"
 
 const REPO = resolve(dirname(fileURLToPath(import.meta.url)), "../..")
@@ -423,5 +424,170 @@ describe("nso teams, nso agents' teams, nso team run", () => {
     const late = await run(["team", "run", "squad", "ship it", "--dir", dir])
     expect(late.code).toBe(1)
     expect(late.err).toContain("the request to run team squad is in the journal, but no team run started within 0.3 s")
+  })
+})
+
+describe("nso tell, nso messages, nso board", () => {
+  const T0 = 1_700_000_000_000
+  const task = (id: string, agent: string, status: "queued" | "running" | "waiting_for_answer" | "completed" | "failed", over: Record<string, unknown> = {}) => ({
+    id,
+    agent,
+    title: `${agent} work`,
+    prompt: "p",
+    priority: "medium" as const,
+    status,
+    parentSessionId: "ses_root",
+    ...(status === "queued" ? {} : { sessionId: `ses_${id.slice(4)}` }),
+    depth: 0,
+    scope: [],
+    dependsOn: [],
+    createdAt: T0,
+    updatedAt: T0,
+    lastActivityAt: T0,
+    ...over,
+  })
+  const post = (id: string, workflow: string, from: string, kind: "finding" | "variable" | "decision" | "broadcast", text: string, key?: string, time = T0) => ({
+    type: "board.posted" as const,
+    post: { id, time, workflow, from, kind, text, ...(key ? { key } : {}) },
+  })
+
+  /** A project whose journal holds tasks of one Oracle session, a team run, and board posts. */
+  async function messagingProject(): Promise<string> {
+    const dir = files(tempDir(), { ".git/": "", "opencode.json": "{}" })
+    const { journal } = await Journal.open(fakeDeps(), nsoReducer, { dir: join(dir, ".opencode/nso"), fsync: false })
+    const run = { id: "wf_run001", team: "squad", pattern: "parallel" as const, goal: "ship it", title: "ship it", parentSessionId: "ses_root", depth: 1, phase: "parallel_execution" as const, startedBy: "oracle", handoffs: [], createdAt: T0, updatedAt: T0 }
+    const events: JournalEvent[] = [
+      { type: "task.created", task: task("tsk_live01", "builder", "running") },
+      { type: "task.created", task: task("tsk_done01", "scout", "completed", { result: "found it" }) },
+      { type: "task.created", task: task("tsk_wait01", "builder", "queued") },
+      { type: "workflow.created", workflow: run },
+      { type: "workflow.created", workflow: { ...run, id: "wf_over01", goal: "old", title: "old", phase: "completed" } },
+      { type: "task.created", task: task("tsk_mem001", "w1", "running", { workflow: { id: "wf_run001", step: "member:0", report: "workflow" } }) },
+      post("msg_post01", "wf_run001", "w1", "variable", "db = sqlite", "db"),
+      post("msg_post02", "wf_run001", "w2", "finding", "the table has 3 indexes", undefined, T0 + 1),
+      post("msg_post03", "wf_run001", "w1", "variable", "db = postgres", "db", T0 + 2),
+      post("msg_post04", "ses_root", "builder", "decision", "decision: ship on Friday", undefined, T0 + 3),
+    ]
+    for (const e of events) await journal.append(e)
+    await journal.close()
+    return dir
+  }
+
+  it("nso tell: usage errors, unknown ids, finished and not yet started tasks, and no running server", async () => {
+    const dir = await messagingProject()
+    const journalFile = join(dir, ".opencode/nso/journal.jsonl")
+    const before = readFileSync(journalFile, "utf8")
+    expect((await run(["tell", "--dir", dir])).code).toBe(2)
+    expect((await run(["tell", "tsk_live01", "--dir", dir])).code).toBe(2)
+    const unknown = await run(["tell", "tsk_nope01", "hello", "--dir", dir])
+    expect(unknown.code).toBe(2)
+    expect(unknown.err).toContain('no task "tsk_nope01" (see nso tasks)')
+    const done = await run(["tell", "tsk_done01", "redo it", "--dir", dir])
+    expect(done.code).toBe(2)
+    expect(done.err).toContain('task tsk_done01 (scout: "scout work") already ended completed; it cannot receive messages')
+    expect(done.err).toContain("delegate a follow-up task")
+    const queued = await run(["tell", "tsk_wait01", "hi", "--dir", dir])
+    expect(queued.code).toBe(2)
+    expect(queued.err).toContain("has not started yet")
+    const over = await run(["tell", "wf_over01", "hi", "--dir", dir, "--json"])
+    expect(over.code).toBe(2)
+    expect(JSON.parse(over.out).error).toContain("team run wf_over01 (squad) already ended (completed)")
+    expect((await run(["tell", "wf_nope01", "hi", "--dir", dir])).err).toContain('no team run "wf_nope01"')
+    if (process.platform === "linux") {
+      const none = await run(["tell", "tsk_live01", "use", "postgres", "--dir", dir])
+      expect(none.code).toBe(1)
+      expect(none.err).toContain("no OpenCode server with NSO is running for this project")
+    }
+    // Nothing was written by any of these.
+    expect(readFileSync(journalFile, "utf8")).toBe(before)
+  })
+
+  it.runIf(process.platform === "linux")("nso tell appends message.told for a running task or team run and says what happens next", async () => {
+    const dir = await messagingProject()
+    const stateDir = join(dir, ".opencode/nso")
+    const child = spawn(process.execPath, ["-e", `require("fs").openSync(${JSON.stringify(join(stateDir, "journal.jsonl"))}, "a"); console.log("open"); setInterval(() => {}, 1000)`], { stdio: ["ignore", "pipe", "ignore"] })
+    onTestFinished(() => void child.kill("SIGKILL"))
+    await new Promise((r) => child.stdout!.once("data", r))
+
+    const r = await run(["tell", "tsk_live01", "use", "Postgres,", "not", "SQLite", "--dir", dir])
+    expect(r.err).toBe("")
+    expect(r.code).toBe(0)
+    expect(r.out).toContain(`Message for builder (tsk_live01) recorded in the journal; the running OpenCode server delivers it (pid ${child.pid}`)
+    expect(r.out).toContain("The agent reads it at its next turn, marked source: user")
+    const j = await run(["tell", "wf_run001", "stop after the schema", "--dir", dir, "--json"])
+    expect(j.code).toBe(0)
+    expect(JSON.parse(j.out)).toEqual({ to: "wf_run001", text: "stop after the schema", recorded: true, serverRunning: true })
+
+    const told = readFileSync(join(stateDir, "journal.jsonl"), "utf8")
+      .split("\n")
+      .filter(Boolean)
+      .map((l) => (JSON.parse(l) as { e: JournalEvent }).e)
+      .filter((e) => e.type === "message.told")
+    expect(told).toEqual([
+      { type: "message.told", to: "tsk_live01", text: "use Postgres, not SQLite", by: "user (nso CLI)" },
+      { type: "message.told", to: "wf_run001", text: "stop after the schema", by: "user (nso CLI)" },
+    ])
+  })
+
+  it("nso messages: only message lines, filtered by workflow; private text hidden unless --all", async () => {
+    const dir = files(tempDir(), { ".git/": "", ".opencode/nso/": "" })
+    const line = (o: Record<string, unknown>) => JSON.stringify({ type: "message", time: T0, hops: 0, source: "agent", outcome: "queued", ...o })
+    writeFileSync(
+      join(dir, ".opencode/nso/messages.jsonl"),
+      [
+        // An older tag line: not an agent message.
+        JSON.stringify({ time: T0, session: "ses_root", source: "user", tag: "user" }),
+        line({ workflow: "wf_run001", id: "msg_a00001", from: "w1", fromTask: "tsk_mem001", to: "w2 (tsk_mem002)", kind: "request", text: "which index?" }),
+        line({ workflow: "wf_run001", id: "msg_a00002", from: "w2", fromTask: "tsk_mem002", to: "w1 (tsk_mem001)", kind: "reply", hops: 1, replyTo: "msg_a00001", outcome: "handed to the waiting request", text: "the second" }),
+        line({ workflow: "wf_run001", id: "msg_a00003", from: "w2", to: "w1 (tsk_mem001)", kind: "finding", private: true, text: "the password is hunter2" }),
+        "{ torn",
+        line({ workflow: "ses_root", id: "msg_a00004", from: "user", source: "user", to: "builder (tsk_live01)", kind: "finding", text: "use Postgres" }),
+      ].join("\n") + "\n",
+    )
+    const all = JSON.parse((await run(["messages", "--dir", dir, "--json"])).out) as Record<string, unknown>[]
+    expect(all.map((l) => l.id)).toEqual(["msg_a00001", "msg_a00002", "msg_a00003", "msg_a00004"])
+    expect(all[2]).toMatchObject({ private: true, hidden: true, text: null })
+    const run1 = JSON.parse((await run(["messages", "--workflow", "wf_run001", "--all", "--dir", dir, "--json"])).out) as Record<string, unknown>[]
+    expect(run1.map((l) => l.id)).toEqual(["msg_a00001", "msg_a00002", "msg_a00003"])
+    expect(run1[2]!.text).toBe("the password is hunter2")
+
+    const human = await run(["messages", "--dir", dir])
+    expect(human.code).toBe(0)
+    expect(human.out).toContain(`${new Date(T0).toISOString()}  wf_run001  w1 (tsk_mem001) → w2 (tsk_mem002)  request  hops 0  msg_a00001  queued\n  which index?`)
+    expect(human.out).toContain("w2 (tsk_mem002) → w1 (tsk_mem001)  reply  hops 1  msg_a00002  reply to msg_a00001  handed to the waiting request\n  the second")
+    expect(human.out).toContain("(private: text hidden; --all shows it)")
+    expect(human.out).not.toContain("hunter2")
+    expect(human.out).toContain("user [source: user] → builder (tsk_live01)")
+    expect((await run(["messages", "--all", "--dir", dir])).out).toContain("(private) the password is hunter2")
+    expect((await run(["messages", "--limit", "1", "--dir", dir, "--json"])).out).toContain("msg_a00004")
+    expect((await run(["messages", "--limit", "x", "--dir", dir])).code).toBe(2)
+    expect((await run(["messages", "--workflow", "wf_other1", "--dir", dir])).out).toBe("No agent messages in workflow wf_other1.")
+    const empty = files(tempDir(), { ".git/": "", ".opencode/nso/": "" })
+    expect((await run(["messages", "--dir", empty])).out).toBe("No agent messages yet.")
+  })
+
+  it("nso board: every workflow's board, variables once in their latest value; --workflow picks one", async () => {
+    const dir = await messagingProject()
+    const j = JSON.parse((await run(["board", "--dir", dir, "--json"])).out) as { workflow: string; team?: string; posts: { id: string; text: string }[] }[]
+    expect(j.map((b) => [b.workflow, b.team, b.posts.map((p) => p.text)])).toEqual([
+      ["wf_run001", "squad", ["the table has 3 indexes", "db = postgres"]],
+      ["ses_root", undefined, ["decision: ship on Friday"]],
+    ])
+    const human = await run(["board", "--dir", dir])
+    expect(human.code).toBe(0)
+    expect(human.out).toContain("wf_run001 · team squad (parallel_execution): ship it — 2 post(s)")
+    expect(human.out).toContain("variable db · w1: db = postgres")
+    expect(human.out).not.toContain("sqlite")
+    expect(human.out).toContain("ses_root · tasks of that Oracle session — 1 post(s)")
+    const one = await run(["board", "--workflow", "ses_root", "--dir", dir])
+    expect(one.out).not.toContain("wf_run001")
+    expect(one.out).toContain("decision: ship on Friday")
+    // A run with no posts yet is an empty board, not an error; an unknown id is.
+    expect((await run(["board", "--workflow", "wf_over01", "--dir", dir])).out).toContain("wf_over01 · team squad (completed): old — empty")
+    const bad = await run(["board", "--workflow", "wf_nope01", "--dir", dir])
+    expect(bad.code).toBe(2)
+    expect(bad.err).toContain('no workflow "wf_nope01"; boards with posts: wf_run001, ses_root')
+    const none = files(tempDir(), { ".git/": "", ".opencode/nso/": "" })
+    expect((await run(["board", "--dir", none])).out).toBe("No board posts yet.")
   })
 })
