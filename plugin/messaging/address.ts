@@ -119,7 +119,10 @@ export function coordinatorOf(world: World, task: Task | undefined): Task | unde
   if (task.workflow) {
     let run: Workflow | undefined = world.runs.get(task.workflow.id)
     for (let i = 0; run && i < 20; i++) {
-      const lead = [...world.tasks.values()].find((t) => t.workflow?.id === run!.id && (t.workflow.step === "coordinator" || t.workflow.step === "synthesis") && t.id !== task.id && live(t))
+      // A synthesis step that has not started (it waits for the members) cannot hear anyone yet.
+      const lead = [...world.tasks.values()].find(
+        (t) => t.workflow?.id === run!.id && (t.workflow.step === "coordinator" || t.workflow.step === "synthesis") && t.id !== task.id && live(t) && !!t.sessionId && t.status !== "queued",
+      )
       if (lead) return lead
       if (!run.parentWorkflowId || TERMINAL_PHASES.has(run.phase)) break
       run = world.runs.get(run.parentWorkflowId)

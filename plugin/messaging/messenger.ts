@@ -126,7 +126,7 @@ export class Messenger {
 
     // The person and the Oracle steering work are not what loops; agents talking to agents are.
     if (from.task && input.source === "agent") {
-      const v = this.guard.check({ workflow, from: from.task.id, to: target.kind === "task" ? target.task.id : toName, text, hops })
+      const v = this.guard.check({ workflow, from: from.task.id, to: target.kind === "task" ? target.task.id : toName, text, hops, reply: kind === "reply" })
       if (!v.ok) {
         audit(`dropped: ${v.reason}`)
         if (!v.trip)
@@ -179,14 +179,18 @@ export class Messenger {
         return { id, to: `${target.tasks.length} member(s)`, outcome: "posted to the board", note: "they see it in their board digest at their next turn" }
       }
       if (!target.tasks.length) throw new TaskError("Nobody else runs in your workflow: there is no one to reach.")
+      // Members that have not started have no session yet: they find it on the board when they start.
+      const started = target.tasks.filter((t) => t.sessionId && t.status !== "queued")
+      const later = target.tasks.length - started.length
+      if (later) await this.post(workflow, { from: input.from, ...(from.task ? { fromTaskId: from.task.id } : {}), kind: "broadcast", text })
       let handed = 0
-      for (const [i, t] of target.tasks.entries()) {
+      for (const [i, t] of started.entries()) {
         const mid = i ? this.deps.ids.id(IdPrefix.message) : id
         if (i) this.threads.set(mid, { hops, from: input.from, fromTaskId: from.task?.id, to: t.agent })
         if (await this.deliver(t, { ...base, id: mid, to: t.agent, text }, input.source)) handed++
       }
-      audit(handed ? `queued; ${handed} handed to waiting calls` : "queued", { recipients: target.tasks.map((t) => t.id) })
-      return { id, to: `${target.tasks.length} member(s)`, outcome: "queued" }
+      audit(`${handed ? `queued; ${handed} handed to waiting calls` : "queued"}${later ? `; ${later} not started, on the board` : ""}`, { recipients: started.map((t) => t.id) })
+      return { id, to: `${target.tasks.length} member(s)`, outcome: started.length ? "queued" : "posted to the board", ...(later ? { note: `${later} not started yet see it on the board when they start` } : {}) }
     }
     if (target.kind === "oracle") {
       await this.ports.post({ ...base, id, to: "oracle", text, toSessionId: target.sessionId })

@@ -121,7 +121,7 @@ export function planRun(team: Team, goal: string, runId: string, context?: strin
     peer_to_peer: () => ({
       steps: members.map((m, i) =>
         member(m, i, [], team.rules.wait_for_all ? "workflow" : "parent", [
-          "You work at the same time as your teammates, as peers: nobody assigns your work. Share what matters to them in your result; the run ends when every member has reported.",
+          "You work at the same time as your teammates, as peers: nobody assigns your work. Tell a teammate what matters to it with send_message (or ask it, kind request + wait_ms); post what everyone should know on the board. The run ends when every member has reported.",
         ]),
       ),
       delegatesTo: [],

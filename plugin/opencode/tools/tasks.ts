@@ -13,11 +13,11 @@ const z = tool.schema
  */
 export function tasksTool(rt: Runtime) {
   return defineTool("tasks", {
-    description: "Tasks and team runs: list; id → full result (waits ≤ wait_ms); cancel: true stops it and all it started; message: tell it something (at its next turn).",
+    description: "Tasks and team runs: list; id → result (waits ≤ wait_ms); cancel: true stops it and all it started; message: tell it something.",
     args: {
       id: z.string().optional(),
       cancel: z.boolean().optional(),
-      wait_ms: z.number().int().min(0).max(120_000).optional(),
+      wait_ms: z.number().optional(),
       message: z.string().optional(),
     },
     async run(args, call) {
@@ -25,6 +25,7 @@ export function tasksTool(rt: Runtime) {
         if (args.cancel || args.message) throw new TaskError(`${args.cancel ? "cancel" : "message"} needs the id of a task or team run. Call tasks without arguments to list them.`)
         return board(rt, call.sessionId)
       }
+      if (args.wait_ms !== undefined && !(args.wait_ms >= 0 && args.wait_ms <= 120_000)) throw new TaskError(`wait_ms must be between 0 and 120000 (2 min); got ${args.wait_ms}.`)
       if (args.message) {
         const sent = await rt.messenger.send({ sessionId: call.sessionId, from: call.agent, source: "agent", to: args.id, text: args.message })
         return `Message ${sent.id} for ${sent.to}: ${sent.outcome}; it reads it at its next turn, marked as from you (not from the user).`
