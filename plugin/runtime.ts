@@ -24,6 +24,10 @@ import { SessionRegistry } from "./session/registry.js"
 import { TaskManager } from "./tasks/manager.js"
 import { TeamRunner } from "./teams/runner.js"
 import { Messenger } from "./messaging/messenger.js"
+import { fileSink } from "./telemetry/files.js"
+import { keywordsOf } from "./telemetry/keywords.js"
+import { TelemetryRecorder, type TelemetrySink } from "./telemetry/recorder.js"
+import { memberName, orderedMembers } from "./teams/team.js"
 import type { Team } from "./teams/team.js"
 import { JsonlLog } from "./telemetry/jsonl.js"
 import { ToolLog } from "./telemetry/tool-log.js"
@@ -46,6 +50,9 @@ export class Runtime {
   readonly questions: QuestionManager
   /** Agent-to-agent messages and the shared board. */
   readonly messenger: Messenger
+  /** Workflow events and invocation lines, written as work happens. */
+  readonly telemetry: TelemetryRecorder
+  private readonly telemetryFiles: ReturnType<typeof fileSink>
   readonly init: SessionInit
   readonly prompt: PromptAdditions
   readonly closer: SessionCloser
@@ -69,6 +76,8 @@ export class Runtime {
     templates: ReadonlyMap<string, string>,
     /** The loaded teams, by name. */
     readonly teams: ReadonlyMap<string, Team>,
+    /** More telemetry sinks (an OpenTelemetry exporter), beside the files. */
+    sinks: TelemetrySink[] = [],
   ) {
     this.startedAt = deps.clock.now()
     this.catalogue = catalogue
@@ -77,6 +86,9 @@ export class Runtime {
       write: (e) => this.write(e),
       runningTasks: (sid) => this.tasks.running(sid) + this.runs.liveFrom(sid),
       gathers: (sid) => this.runs.gathers(sid),
+      delivered: (sid, reply) => {
+        if (reply) this.telemetry.deliveryTurn(sid)
+      },
       agentOf: (sid) => {
         const t = this.tasks.bySessionId(sid)
         return t && { agent: t.agent, delegates: this.catalogue.delegatable().get(t.agent)?.delegates ?? false }
@@ -124,6 +136,22 @@ export class Runtime {
       tasks: this.tasks,
       decide: (taskId, choice) => this.decideInterrupted(taskId, choice),
     })
+    this.telemetryFiles = fileSink(deps, join(projectDir, options.stateDir, "telemetry"))
+    this.telemetry = new TelemetryRecorder(
+      deps,
+      {
+        tasks: state.tasks,
+        runs: state.workflows,
+        profile: (a) => catalogue.profiles.get(a),
+        plan: (name) => {
+          const t = this.teams.get(name)
+          return t ? [...(t.coordinator ? [t.coordinator] : []), ...orderedMembers(t).map(memberName)] : []
+        },
+        keywords: (text) => keywordsOf(text),
+        projectName: projectDir.split(/[\\/]/).filter(Boolean).pop() ?? projectDir,
+      },
+      [this.telemetryFiles, ...sinks],
+    )
     this.messenger = new Messenger(deps, options.messaging, {
       state,
       write: (e) => this.write(e),
@@ -222,6 +250,7 @@ export class Runtime {
     await this.deliverer.settle([...this.state.inDoubt.entries()], this.state.inDoubtEnvelopes)
     await this.tasks.recover()
     await this.runs.recover()
+    this.telemetry.resume()
     for (const q of await this.questions.closeOrphans())
       this.notices.add(`Question ${q.id} (${q.from}: "${q.text.slice(0, 80)}") was closed: ${q.closedReason}. An answer to it could reach nobody.`)
     // Questions still open from before the restart are shown where the user writes next, not
@@ -336,6 +365,7 @@ export class Runtime {
    */
   write(event: JournalEvent): Promise<void> {
     nsoReducer.apply(this.state, { v: 1, w: this.journal.writer, s: 0, t: this.deps.clock.now(), e: event })
+    this.telemetry.observe(event)
     return this.journal.append(event)
   }
 
@@ -375,6 +405,7 @@ export class Runtime {
     this.deliverer.dispose()
     await this.toolLog.flush()
     await this.tags.flush()
+    await this.telemetryFiles.flush()
     await this.journal.close()
   }
 }

@@ -14,6 +14,8 @@ export interface DeliveryPorts {
   runningTasks(sessionId: string): number
   /** Whether this session hears its tasks' results only once all of them ended (see SessionActivity.gather). */
   gathers?(sessionId: string): boolean
+  /** An injection went in; `reply`: it started a model turn. */
+  delivered?(sessionId: string, reply: boolean): void
   /** Who a background task's session runs as: a delivery there must continue as that agent. */
   agentOf?(sessionId: string): { agent: string; delegates: boolean } | undefined
 }
@@ -202,6 +204,7 @@ export class Deliverer {
     }
     // A reply means a model turn has started; its idle event will come.
     if (decision.reply) this.registry.setBusy(sessionId, true)
+    this.ports.delivered?.(sessionId, decision.reply)
     // Not awaited: the next batch need not wait for it. If it is lost in a crash, the batch is
     // in doubt and restart settles it by finding its ids in the session.
     this.ports.write({ type: "delivery.confirmed", batchId }).catch((err) => this.deps.log.log("warn", "could not journal a confirmed delivery", { batchId, error: String(err) }))

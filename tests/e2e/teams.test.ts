@@ -142,6 +142,32 @@ describe("teams on a real server", () => {
     expect(results).toHaveLength(1)
     expect(results[0]!.text).toContain("CHAIN FINAL")
     expect(results[0]!.text).toContain("w1 → w2 (out/one.csv)")
+    // Telemetry, written by itself: start, the two handoffs and the end, with the original field names.
+    const events = await until(() => {
+      const lines = readJsonl(join(oc.projectDir, ".opencode/nso/telemetry/workflow_events.jsonl")) as { event: string; workflow_id: string; [k: string]: unknown }[]
+      const mine = lines.filter((l) => l.workflow_id === run.id)
+      return mine.some((l) => l.event === "workflow_complete") && mine
+    }, "the chain's workflow events in workflow_events.jsonl")
+    expect(events.map((e) => e.event)).toEqual(["workflow_start", "agent_handoff", "agent_handoff", "workflow_complete"])
+    expect(events[0]).toMatchObject({ agent_plan: ["w1", "w2", "w3"], nso: { kind: "team", team: "chain", pattern: "sequential" } })
+    expect(events[1]).toMatchObject({ from_agent: "w1", to_agent: "w2", artifacts: ["out/one.csv"] })
+    expect(events[3]).toMatchObject({ success: true, agents_executed: ["w1", "w2", "w3"] })
+    const wall = events[3]!.duration_seconds as number
+    expect(wall).toBeGreaterThan(0.9) // three members of ≥ 0.3 s each, one after another
+    const inv = await until(() => {
+      const lines = (readJsonl(join(oc.projectDir, ".opencode/nso/telemetry/agent_invocations.jsonl")) as { workflow_id: string; [k: string]: unknown }[]).filter((l) => l.workflow_id === run.id)
+      return lines.length === 3 && lines
+    }, "three invocation lines for the chain")
+    expect(inv.map((l) => l.agent)).toEqual(["w1", "w2", "w3"])
+    for (const l of inv) {
+      expect(l).toMatchObject({ outcome: "success", success: true, team: "chain" })
+      expect(l.duration_seconds as number).toBeLessThanOrEqual(wall)
+      expect(l.active_seconds as number).toBeGreaterThan(0.25)
+      // One model turn each; the scripted model reports 10 tokens in, 5 out per reply.
+      expect(l).toMatchObject({ turns: 1, tokens: { input: 10, output: 5 }, model: "mock/m" })
+    }
+    // w2 waited in the queue for w1: its queue time covers w1's work.
+    expect((inv[1]!.waiting_seconds as { queue: number }).queue).toBeGreaterThan(0.25)
   })
 
   it("coordinator-worker: the lead may delegate only to members, gets their results in one batch, and the Oracle gets one result", async () => {

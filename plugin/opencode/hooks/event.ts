@@ -47,6 +47,8 @@ export function eventHook(rt: Runtime): EventHook {
         const info = event.properties.info
         rt.tasks.touch(info.sessionID)
         if (info.role === "assistant") {
+          const t = info.tokens
+          if (t) rt.telemetry.usage(info.sessionID, info.id, { input: t.input ?? 0, output: t.output ?? 0, reasoning: t.reasoning ?? 0, cacheRead: t.cache?.read ?? 0, cacheWrite: t.cache?.write ?? 0, cost: info.cost ?? 0 }, info.providerID && info.modelID ? `${info.providerID}/${info.modelID}` : undefined)
           const err = info.error as { name: string; data?: { message?: string } } | undefined
           rt.tasks.observeAssistant(info.sessionID, info.id, {
             completed: info.time.completed !== undefined || err !== undefined,

@@ -11,6 +11,7 @@ type After = NonNullable<Hooks["tool.execute.after"]>
 export function toolBeforeHook(rt: Runtime): Before {
   return async (input, output) => {
     rt.toolLog.before(input.callID)
+    rt.telemetry.toolStart(input.callID, input.sessionID, input.tool)
     rt.tasks.touch(input.sessionID)
     await rt.init.ensure(input.sessionID, "tool.execute")
     const refusal =
@@ -28,6 +29,7 @@ export function toolAfterHook(rt: Runtime): After {
   return async (input, output) => {
     const meta = output.metadata as { error?: unknown } | undefined
     const error = meta?.error !== undefined ? String(meta.error) : undefined
+    rt.telemetry.toolEnd(input.callID, error === undefined)
     await rt.toolLog.after({
       callId: input.callID,
       sessionId: input.sessionID,
