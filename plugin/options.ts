@@ -106,6 +106,27 @@ export const KnowledgeOptions = z
   .strict()
   .prefault({})
 
+export const TelemetryOptions = z
+  .object({
+    otlp: z
+      .object({
+        endpoint: z.url({ protocol: /^https?$/ }).describe("OTLP/HTTP traces URL spans are sent to as JSON, e.g. http://127.0.0.1:4318/v1/traces"),
+        headers: z.record(z.string(), z.string()).optional().describe("HTTP headers sent with every export (e.g. an API key of the collector)"),
+      })
+      .strict()
+      .optional()
+      .describe("Export OpenTelemetry traces (GenAI conventions: invoke_workflow, invoke_agent, execute_tool spans) over OTLP/HTTP; off when absent"),
+    fileMaxBytes: z
+      .number()
+      .int()
+      .min(1024)
+      .default(16 * 1024 * 1024)
+      .describe("Rotate each telemetry file (workflow_events.jsonl, agent_invocations.jsonl) past this size (bytes)"),
+  })
+  .strict()
+  .prefault({})
+export type TelemetryOptions = z.infer<typeof TelemetryOptions>
+
 export const Options = z
   .object({
     $schema: z.string().optional(),
@@ -146,6 +167,7 @@ export const Options = z
     /** Model tiers profiles may name instead of a model, e.g. `{ fast: "anthropic/claude-haiku-4-5" }`. */
     models: z.object({ fast: z.string().optional(), strong: z.string().optional() }).strict().default({}),
     knowledge: KnowledgeOptions,
+    telemetry: TelemetryOptions,
   })
   .strict()
 export type Options = z.infer<typeof Options>

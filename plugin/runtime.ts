@@ -27,6 +27,7 @@ import { Messenger } from "./messaging/messenger.js"
 import { fileSink } from "./telemetry/files.js"
 import { keywordsOf } from "./telemetry/keywords.js"
 import { TelemetryRecorder, type TelemetrySink } from "./telemetry/recorder.js"
+import type { OtelSink } from "./telemetry/otel.js"
 import { memberName, orderedMembers } from "./teams/team.js"
 import type { Team } from "./teams/team.js"
 import { JsonlLog } from "./telemetry/jsonl.js"
@@ -53,6 +54,8 @@ export class Runtime {
   /** Workflow events and invocation lines, written as work happens. */
   readonly telemetry: TelemetryRecorder
   private readonly telemetryFiles: ReturnType<typeof fileSink>
+  /** The OpenTelemetry exporter, when `telemetry.otlp` is set. */
+  private otel: OtelSink | undefined
   readonly init: SessionInit
   readonly prompt: PromptAdditions
   readonly closer: SessionCloser
@@ -136,7 +139,7 @@ export class Runtime {
       tasks: this.tasks,
       decide: (taskId, choice) => this.decideInterrupted(taskId, choice),
     })
-    this.telemetryFiles = fileSink(deps, join(projectDir, options.stateDir, "telemetry"))
+    this.telemetryFiles = fileSink(deps, join(projectDir, options.stateDir, "telemetry"), options.telemetry.fileMaxBytes)
     this.telemetry = new TelemetryRecorder(
       deps,
       {
@@ -233,7 +236,21 @@ export class Runtime {
     if (defects.length) void deps.host.toast(`NSO profiles and teams: ${defects[0]}${defects.length > 1 ? ` (+${defects.length - 1} more)` : ""}`, "error").catch(() => {})
     const templates = await readTemplates(deps, ["nso_headers.md", "task_isolation_header.md", ...[...loaded.profiles.values()].map((p) => p.prompt)])
     const catalogue = new AgentCatalogue(deps, projectDir, options.models, loaded, templates)
-    const rt = new Runtime(deps, projectDir, options, journal, state, catalogue, templates, teams.teams)
+    // OpenTelemetry export, only when configured: its packages are loaded only then.
+    let otel: OtelSink | undefined
+    let otelProblem: string | undefined
+    if (options.telemetry.otlp) {
+      const { endpoint, headers } = options.telemetry.otlp
+      try {
+        otel = (await import("./telemetry/otel.js")).otelSink({ endpoint, ...(headers ? { headers } : {}) }, deps)
+      } catch (err) {
+        otelProblem = String(err)
+        deps.log.log("error", "OpenTelemetry export could not start; telemetry goes to the files only", { endpoint, error: otelProblem })
+      }
+    }
+    const rt = new Runtime(deps, projectDir, options, journal, state, catalogue, templates, teams.teams, otel ? [otel] : [])
+    rt.otel = otel
+    if (otelProblem) rt.notices.add(`NSO telemetry: the OpenTelemetry export could not start (${otelProblem}); telemetry goes to the files only.`)
     rt.deliverer.load(state.pending.values())
     for (const p of problems) rt.notices.add(`NSO options: ${p} — that setting is ignored; fix it in the file named.`)
     for (const p of loaded.problems) rt.notices.add(`NSO agent profiles: ${p} — that definition is left out.`)
@@ -406,6 +423,7 @@ export class Runtime {
     await this.toolLog.flush()
     await this.tags.flush()
     await this.telemetryFiles.flush()
+    await this.otel?.shutdown()
     await this.journal.close()
   }
 }
