@@ -26,6 +26,8 @@ import { TeamRunner } from "./teams/runner.js"
 import { Messenger } from "./messaging/messenger.js"
 import { fileSink } from "./telemetry/files.js"
 import { keywordsOf } from "./telemetry/keywords.js"
+import { bestAgent } from "./telemetry/analysis.js"
+import { openTelemetry, telemetryDir } from "./telemetry/read.js"
 import { TelemetryRecorder, type TelemetrySink } from "./telemetry/recorder.js"
 import type { OtelSink } from "./telemetry/otel.js"
 import { memberName, orderedMembers } from "./teams/team.js"
@@ -124,6 +126,7 @@ export class Runtime {
       post: (m) => this.outbox.post(m),
       tasks: this.tasks,
       teams: () => this.teams,
+      choose: (text) => this.chooseAgent(text),
       projectContext: async () => {
         const c = await readContext(deps, contextPath(projectDir, options.stateDir))
         return c.goal || c.status || c.notes.length ? formatContext(c, 5) : undefined
@@ -343,6 +346,30 @@ export class Runtime {
       else if (e.type === "workflow.requested") await this.startRequested(e)
       else if (e.type === "message.told") await this.tell(e.to, e.text, e.by).catch((err) => this.notices.add(`Your message for ${e.to} (${e.by}) was not delivered: ${(err as Error).message}`))
     }
+  }
+
+  /**
+   * `agent: "auto"`: the agent with the best record on tasks like this one (telemetry), else the
+   * first intent rule that matches the text, else the builder — with the reason, for the model.
+   */
+  async chooseAgent(text: string): Promise<{ agent: string; why: string }> {
+    const agents = this.catalogue.delegatable()
+    try {
+      const files = openTelemetry(this.deps, telemetryDir(this.projectDir, this.options.stateDir))
+      const profiles = [...this.catalogue.profiles.values()].filter((p) => agents.has(p.name)).map((p) => ({ name: p.name, specialization: p.specialization, tags: p.tags, description: p.description }))
+      const r = await bestAgent({ task: text }, files.input.invocations, profiles, { now: this.deps.clock.now() })
+      const b = r.best
+      if (b && agents.has(b.agent)) {
+        const rate = b.successRate === null ? "no matching history" : `${Math.round(b.successRate * 100)}% success on ${b.experience} similar task(s)`
+        const words = b.evidence.keywords.slice(0, 4).map((k) => k.keyword)
+        return { agent: b.agent, why: `best record for this kind of task — ${rate}, confidence ${Math.round(b.confidence * 100)}%${words.length ? `, matched on ${words.join(", ")}` : ""}${b.trend !== "not enough data" ? `, ${b.trend}` : ""}` }
+      }
+    } catch (err) {
+      this.deps.log.log("warn", "telemetry could not rank agents; falling back to the rules", { error: String(err) })
+    }
+    const hint = createIntentMonitor(this.options.router.intents)(text)
+    if (hint && agents.has(hint.agent)) return { agent: hint.agent, why: `not enough history to rank agents; the "${hint.rule}" routing rule matches` }
+    return { agent: "builder", why: "not enough history to rank agents and no routing rule matches: the builder is the default" }
   }
 
   /**

@@ -23,6 +23,8 @@ export interface RunnerPorts {
   teams(): ReadonlyMap<string, Team>
   /** The shared project context (goal, status, notes) as text, when there is one. */
   projectContext?(): Promise<string | undefined>
+  /** For `agent: "auto"`: the agent best suited to this task, and why (telemetry, then rules). */
+  choose?(task: string): Promise<{ agent: string; why: string }>
 }
 
 export interface RunnerOptions {
@@ -41,7 +43,7 @@ export interface RunInput {
   priority?: DelegateInput["priority"]
 }
 
-export type Delegated = { kind: "task"; task: Task } | { kind: "run"; run: Workflow; plan: RunPlan }
+export type Delegated = { kind: "task"; task: Task; chosen?: { agent: string; why: string } } | { kind: "run"; run: Workflow; plan: RunPlan }
 
 export class TeamRunner {
   private finishing = new Set<string>()
@@ -90,6 +92,12 @@ export class TeamRunner {
    * coordinator may delegate only to its team's members, and what it starts joins its run.
    */
   async delegate(input: DelegateInput, startedBy: string): Promise<Delegated> {
+    if (input.agent === "auto") {
+      if (!this.ports.choose) throw new TaskError('agent "auto" is not available here: name the agent.')
+      const chosen = await this.ports.choose(`${input.title ?? ""}\n${input.prompt}`)
+      const d = await this.delegate({ ...input, agent: chosen.agent }, startedBy)
+      return d.kind === "task" ? { ...d, chosen } : d
+    }
     const caller = this.ports.tasks.bySessionId(input.parentSessionId)
     const lead = caller?.workflow?.step === "coordinator" ? this.get(caller.workflow.id) : undefined
     const team = lead && !TERMINAL_PHASES.has(lead.phase) ? this.ports.teams().get(lead.team) : undefined

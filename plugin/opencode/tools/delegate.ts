@@ -23,7 +23,7 @@ export function compactNames(names: readonly string[]): string {
 /** Hands work to a background agent; returns the task id at once. */
 export function delegateTool(rt: Runtime) {
   return defineTool("delegate", {
-    description: `Background work: returns an id now, the result later as an [NSO] message. Agents: ${compactNames([...rt.catalogue.delegatable().keys()])}${rt.teams.size ? `. Teams: ${compactNames([...rt.teams.keys()])}` : ""}`,
+    description: `Background work: id now, result later as an [NSO] message. Agents (or auto): ${compactNames([...rt.catalogue.delegatable().keys()])}${rt.teams.size ? `. Teams: ${compactNames([...rt.teams.keys()])}` : ""}`,
     args: {
       agent: z.string(),
       prompt: z.string(),
@@ -58,6 +58,7 @@ export function delegateTool(rt: Runtime) {
         }
       }
       const t = d.task
+      const chosen = d.chosen ? ` Chose ${d.chosen.agent}: ${d.chosen.why}.` : ""
       // The new task joins the queue on the next tick: these counts are what is ahead of it.
       const full = rt.tasks.busySlots(t.agent) >= rt.options.tasks.concurrency
       const ahead = rt.tasks.waitingFor(t.agent)
@@ -70,7 +71,7 @@ export function delegateTool(rt: Runtime) {
       call.show(title, { taskId: t.id })
       return {
         title,
-        output: `Started task ${t.id} (${t.agent}: "${t.title}").${queued} Keep talking with the user; the result will arrive as an [NSO · ${t.agent} · task ${t.id}] message.`,
+        output: `Started task ${t.id} (${t.agent}: "${t.title}").${chosen}${queued} Keep talking with the user; the result will arrive as an [NSO · ${t.agent} · task ${t.id}] message.`,
         metadata: { taskId: t.id, agent: t.agent, status: t.status },
       }
     },
