@@ -6,6 +6,7 @@
  * child sessions, both servers in the same run).
  * team (a parallel team of 8 members × 1 s model and a synthesis, on a real OpenCode server).
  * messaging (the loop guard in memory; an agent message into an idle recipient's session, on a real server).
+ * telemetry (1M invocation lines analysed in one streaming pass: time and RSS growth).
  * second-start (OpenCode's next start with and without NSO; minutes, so only with --only).
  * Run with `--only <section>` to run one.
  */
@@ -16,6 +17,7 @@ import { delegationBench } from "./bench/live.js"
 import { secondStartBench } from "./bench/second-start.js"
 import { teamBench } from "./bench/team.js"
 import { messagingBench } from "./bench/messaging.js"
+import { telemetryBench } from "./bench/telemetry.js"
 import { printTable, type Row } from "./bench/util.js"
 
 const sections: Record<string, () => Promise<Row[]>> = {
@@ -32,6 +34,7 @@ const sections: Record<string, () => Promise<Row[]>> = {
   // paused (`pauseMs: 0`, the result goes in at once) and no snapshots.
   team: async () => [...(await teamBench()), ...(await teamBench({ label: "user paused, no snapshots", snapshot: false, nso: { buffer: { pauseMs: 0 } } }))],
   messaging: messagingBench,
+  telemetry: () => telemetryBench(),
   "second-start": () => secondStartBench(),
 }
 /** Sections that take minutes (the offline second start waits out OpenCode's install stall): only with --only. */

@@ -21,6 +21,23 @@ import { orderedMembers } from "../plugin/teams/team.js"
 import { findQuestion, unanswerable } from "../plugin/questions/lookup.js"
 import { TERMINAL_PHASES, TERMINAL_TASK_STATUSES, type JournalEvent, type Workflow } from "../plugin/protocol.js"
 import { runLine, taskLine } from "../plugin/tasks/format.js"
+import {
+  analyze,
+  BANDS,
+  bandOf,
+  RECENT_DAYS,
+  workflowStats,
+  type AgentStats,
+  type BestAgentResult,
+  type Candidate,
+  type OverheadAggregate,
+  type OverheadStats,
+  type ProfileInfo,
+  type TeamStats,
+  type Trend,
+  type WorkflowStats,
+} from "../plugin/telemetry/analysis.js"
+import { openTelemetry, telemetryDir, type TelemetryFiles } from "../plugin/telemetry/read.js"
 import { findNso, findProject, isDir, ProjectError, serverFor, type NsoLookup, type Project, type ServerSeen } from "./project.js"
 
 export class UsageError extends Error {}
@@ -548,6 +565,230 @@ const commands: Record<string, Command> = {
       return undefined
     },
   },
+  stats: {
+    summary: "Telemetry: workflows, coordination overhead, teams, agents, an agent's trend",
+    usage: "nso stats workflows|overhead|teams|agents [--limit N] [--json]\n       nso stats trends <agent> [--days 30] [--json]",
+    options: {
+      days: { type: "string", description: "trends: how many days back (default 30; the last 7 are compared with the rest)" },
+      limit: { type: "string", short: "n", description: "overhead: how many of the latest workflows to list (default 10); workflows: how many agent sequences (default 5)" },
+    },
+    async run(ctx, { values, positionals }) {
+      const [sub, ...rest] = positionals
+      const subs = ["workflows", "overhead", "teams", "agents", "trends"]
+      if (!sub || !subs.includes(sub)) throw new UsageError(`${sub === undefined ? "say which statistics" : `unknown statistics "${sub}"`}: nso stats ${subs.join("|")} (trends takes an agent: nso stats trends <agent> [--days 30])`)
+      const limit = positiveInt(values.limit, "--limit")
+      const files = openTelemetry(deps, telemetryDir(ctx.dir, ctx.stateDir))
+      const now = deps.clock.now()
+      let data: unknown
+      let lines: string[]
+      if (sub === "trends") {
+        const agent = rest[0]
+        if (!agent) throw new UsageError("give the agent, e.g. nso stats trends builder [--days 30] (nso stats agents lists the agents with history)")
+        const days = positiveInt(values.days, "--days") ?? 30
+        if (days <= RECENT_DAYS) throw new UsageError(`--days must be more than ${RECENT_DAYS}: the trend compares the last ${RECENT_DAYS} days with the days before`)
+        const trend = (await analyze(files.input, { now, trend: { agent, days } })).trend!
+        data = trend
+        lines = formatTrend(trend)
+      } else if (sub === "workflows") {
+        const w = await workflowStats(files.input.workflows, { top: limit ?? 5 })
+        data = w
+        lines = formatWorkflows(w)
+      } else {
+        const a = await analyze(files.input, { now, overhead: sub === "overhead", teams: sub === "teams", agents: sub === "agents", keep: limit ?? 10 })
+        data = a.overhead ?? a.teams ?? a.agents
+        lines = a.overhead ? formatOverhead(a.overhead) : a.teams ? formatTeams(a.teams) : formatAgents(a.agents!)
+      }
+      const read = readNote(ctx, files.report)
+      if (ctx.json) return { ...(data as object), read: files.report }
+      for (const l of lines) ctx.out(l)
+      if (read) ctx.err(read)
+      return undefined
+    },
+  },
+  "best-agent": {
+    summary: 'The best agent for a task, from past tasks and profiles: nso best-agent --task "API development"',
+    usage: 'nso best-agent --task "<task>" [--domain <domain>] [--all] [--min-confidence 0.5] [--json]',
+    options: {
+      task: { type: "string", short: "t", description: "what the task is about (its words are matched against past tasks' keywords and profiles)" },
+      domain: { type: "string", description: "the area, e.g. backend: agents whose profile or tasks mention it are preferred" },
+      all: { type: "boolean", description: "rank every candidate" },
+      "min-confidence": { type: "string", description: "the least confidence (0–1) to recommend an agent (default 0.5)" },
+    },
+    async run(ctx, { values, positionals }) {
+      const task = String(values.task ?? positionals.join(" ")).trim()
+      if (!task) throw new UsageError('say what the task is: nso best-agent --task "API development" [--domain backend]')
+      let minConfidence: number | undefined
+      if (values["min-confidence"] !== undefined) {
+        minConfidence = Number(values["min-confidence"])
+        if (!(minConfidence >= 0 && minConfidence <= 1)) throw new UsageError(`--min-confidence expects a number from 0 to 1, got "${String(values["min-confidence"])}"`)
+      }
+      const { profiles } = await loadDefinitions(ctx)
+      // The primary agent (the Oracle) is who asks, not a candidate.
+      const candidates: ProfileInfo[] = [...profiles.profiles.values()]
+        .filter((p) => p.mode !== "primary")
+        .map((p) => ({ name: p.name, specialization: p.specialization, tags: p.tags, description: p.description }))
+      const files = openTelemetry(deps, telemetryDir(ctx.dir, ctx.stateDir))
+      const query = { task, ...(values.domain !== undefined ? { domain: String(values.domain) } : {}), all: !!values.all, ...(minConfidence !== undefined ? { minConfidence } : {}) }
+      const result = (await analyze(files.input, { now: deps.clock.now(), bestAgent: { query, profiles: candidates } })).bestAgent!
+      const read = readNote(ctx, files.report)
+      if (ctx.json) return { ...result, read: files.report }
+      for (const l of formatBestAgent(result)) ctx.out(l)
+      if (read) ctx.err(read)
+      return undefined
+    },
+  },
+}
+
+// --- Telemetry, for people --------------------------------------------------------------------
+
+/** A whole number ≥ 1 from an option, or undefined when not given. */
+function positiveInt(v: unknown, name: string): number | undefined {
+  if (v === undefined) return undefined
+  const n = Number(v)
+  if (!Number.isInteger(n) || n <= 0) throw new UsageError(`${name} expects a positive whole number, got "${String(v)}"`)
+  return n
+}
+
+/** A line for stderr when reading the telemetry skipped lines. */
+function readNote(ctx: Ctx, report: TelemetryFiles["report"]): string | undefined {
+  const parts: string[] = []
+  for (const [name, r] of Object.entries(report)) {
+    if (r.invalid) parts.push(`${r.invalid} invalid line(s) in the ${name} log`)
+    if (r.torn) parts.push(`${r.torn} torn line(s) in the ${name} log (cut short, or being written)`)
+  }
+  return parts.length ? `note: skipped ${parts.join(", ")} (${shortPath(ctx, telemetryDir(ctx.dir, ctx.stateDir))})` : undefined
+}
+
+const asPct = (rate: number | null, digits = 0) => (rate === null ? "–" : `${(rate * 100).toFixed(digits)}%`)
+const pctText = (p: number | null) => (p === null ? "–" : `${p.toFixed(1)}%`)
+
+/** Seconds as people read them: 45 s, 12.5 min, 3.2 h. */
+export function duration(seconds: number | null): string {
+  if (seconds === null) return "–"
+  if (Math.abs(seconds) < 90) return `${Math.round(seconds)} s`
+  if (Math.abs(seconds) < 5400) return `${(seconds / 60).toFixed(1)} min`
+  return `${(seconds / 3600).toFixed(1)} h`
+}
+
+const BANDS_LINE = `Bands: < 15% efficient → ${BANDS[0]!.recommendation} · 15–30% moderate → ${BANDS[1]!.recommendation} · > 30% high → ${BANDS[2]!.recommendation}`
+
+const pattern = (p: WorkflowStats["mostCommonPatterns"][number]) => `  ${`${p.count}×`.padStart(6)}  ${p.pattern}  (success ${asPct(p.successRate)})`
+
+export function formatWorkflows(w: WorkflowStats): string[] {
+  if (!w.total) return [`No completed workflows yet${w.running ? ` (${w.running} running)` : ""}. Every delegated task and team run is recorded in the telemetry as it ends.`]
+  const kind = (name: string, k: WorkflowStats["byKind"]["team"]) => `  ${name.padEnd(10)} ${String(k.total).padStart(5)} · success ${asPct(k.successRate)} · avg ${duration(k.avgDurationSeconds)}`
+  return [
+    `Workflows: ${w.total} completed${w.running ? ` (${w.running} running)` : ""} · success ${asPct(w.successRate)} · avg ${duration(w.avgDurationSeconds)} · ${w.avgAgentsPerWorkflow!.toFixed(1)} agents per workflow`,
+    kind("team runs", w.byKind.team),
+    kind("tasks", w.byKind.task),
+    ...(w.mostCommonSequences.length ? ["Most common agent sequences (2 or more agents):", ...w.mostCommonSequences.map(pattern)] : []),
+    "Most common workflows overall:",
+    ...w.mostCommonPatterns.map(pattern),
+  ]
+}
+
+function figureLine(label: string, f: OverheadAggregate["coverage"]): string {
+  if (f.overheadPct === null) return `${label}: –`
+  const b = bandOf(f.overheadPct)
+  return `${label}: ${pctText(f.overheadPct)} → ${b.recommendation} (${b.meaning}); ${duration((f.avgCoordinationMinutes ?? 0) * 60)} per workflow`
+}
+
+export function formatOverhead(o: OverheadStats): string[] {
+  if (!o.workflows) {
+    const left = Object.entries(o.skipped).filter(([, n]) => n).map(([k, n]) => `${n} ${k}`)
+    return [`No completed workflow with invocations to measure yet${left.length ? ` (left out: ${left.join(", ")})` : ""}.`]
+  }
+  const lines = [
+    `Coordination overhead over ${o.workflows} workflows (wall ${duration(o.wallSeconds)}, some agent working ${duration(o.coveredSeconds)}, agents' time summed ${duration(o.agentSeconds)}):`,
+    figureLine("  time no agent worked (wall − union of agents' active time) / wall", o.coverage),
+    figureLine("  original formula (wall − Σ agent time) / wall", o.original) +
+      (o.original.negativeWorkflows ? ` — below zero in ${o.original.negativeWorkflows} workflow(s): agents worked at the same time` : ""),
+  ]
+  for (const [name, k] of [["team runs", o.byKind.team], ["tasks", o.byKind.task]] as const)
+    if (k.workflows) lines.push(`  ${name}: ${k.workflows} · ${pctText(k.coverage.overheadPct)} (${k.coverage.band}) · original formula ${pctText(k.original.overheadPct)}`)
+  lines.push(`  ${BANDS_LINE}`)
+  const t = o.tokens
+  lines.push(
+    t.totalTokens
+      ? `Tokens: ${t.coordinationTokens.toLocaleString("en")} of ${t.totalTokens.toLocaleString("en")} (${pctText(t.coordinationPct)}) went to coordination (${t.deliveryTurns.toLocaleString("en")} delivery turn(s) of ${t.turns.toLocaleString("en")}); work ${t.workTokens.toLocaleString("en")}`
+      : "Tokens: none recorded",
+  )
+  if (o.recent.length) {
+    lines.push("Latest workflows:")
+    for (const r of o.recent)
+      lines.push(
+        `  ${r.completed_at.slice(0, 16).replace("T", " ")}  ${r.workflow_id}  ${r.team ? `team ${r.team}` : "task"}  ${r.success ? "ok    " : "failed"}  wall ${duration(r.wallSeconds)} · working ${duration(r.coveredSeconds)}${r.kind === "team" ? ` · 2+ at once ${duration(r.parallelSeconds)}` : ""} · overhead ${pctText(r.overheadPct)} (original ${pctText(r.originalOverheadPct)})`,
+      )
+  }
+  const left = Object.entries(o.skipped).filter(([, n]) => n).map(([k, n]) => `${n} ${k.replace(/[A-Z]/g, (c) => " " + c.toLowerCase())}`)
+  if (left.length) lines.push(`Left out: ${left.join(", ")}`)
+  return lines
+}
+
+export function formatTeams(t: TeamStats): string[] {
+  if (!t.teams.length) return ["No team runs recorded yet."]
+  const head = `${"team".padEnd(22)} ${"pattern".padEnd(12)} ${"runs".padStart(5)} ${"success".padStart(8)} ${"avg time".padStart(9)} ${"agents".padStart(6)} ${"2+ at once".padStart(10)} ${"overhead".padStart(8)}`
+  return [
+    head,
+    ...t.teams.map(
+      (r) =>
+        `${r.team.padEnd(22)} ${(r.pattern ?? "").padEnd(12)} ${String(r.runs).padStart(5)} ${asPct(r.successRate).padStart(8)} ${duration(r.avgDurationSeconds).padStart(9)} ${(r.avgAgents?.toFixed(1) ?? "–").padStart(6)} ${pctText(r.utilizationPct).padStart(10)} ${pctText(r.overheadPct).padStart(8)}`,
+    ),
+    "2+ at once: share of a run's wall time during which at least two members worked at the same time (utilization).",
+  ]
+}
+
+export function formatAgents(a: AgentStats): string[] {
+  if (!a.agents.length) return ["No agent invocations recorded yet."]
+  return [
+    `${"agent".padEnd(22)} ${"tasks".padStart(6)} ${"success".padStart(8)} ${"avg time".padStart(9)} ${"tokens".padStart(11)} ${"cost".padStart(8)}  last`,
+    ...a.agents.map(
+      (r) =>
+        `${r.agent.padEnd(22)} ${String(r.tasks).padStart(6)} ${asPct(r.successRate).padStart(8)} ${duration(r.avgDurationSeconds).padStart(9)} ${r.tokens.toLocaleString("en").padStart(11)} ${r.cost.toFixed(2).padStart(8)}  ${r.lastAt.slice(0, 10)}`,
+    ),
+  ]
+}
+
+export function formatTrend(t: Trend): string[] {
+  const win = (w: Trend["recent"]) => `${w.tasks} task(s), success ${asPct(w.successRate)}, avg ${duration(w.avgDurationSeconds)}`
+  const change = t.changePoints === null ? "" : ` (${t.changePoints > 0 ? "+" : ""}${t.changePoints.toFixed(1)} points)`
+  return [
+    `${t.agent} over the last ${t.days} days: ${t.trend}${t.trend === "not enough data" ? "" : change}`,
+    `  ${"last 7 days:".padEnd(22)}${win(t.recent)}`,
+    `  ${`the ${t.days - 7} days before:`.padEnd(22)}${win(t.prior)}`,
+    `  ${t.reason}`,
+  ]
+}
+
+export function formatBestAgent(r: BestAgentResult): string[] {
+  const q = `"${r.query.task}"${r.query.domain ? ` (domain ${r.query.domain})` : ""}`
+  const lines: string[] = []
+  const describe = (c: Candidate, indent: string) => {
+    const out = [
+      `${indent}success ${asPct(c.successRate)} on ${c.experience} similar task(s) (recency-weighted ${asPct(c.weightedSuccessRate)}), avg ${duration(c.avgDurationSeconds)}, ${c.totalTasks} task(s) in all, trend ${c.trend}`,
+    ]
+    const kw = c.evidence.keywords.map((k) => `${k.keyword} (${k.tasks} task(s), ${k.succeeded} ok)`)
+    const why = [kw.length ? `past tasks about ${kw.join(", ")}` : "", c.evidence.profileWords.length ? `profile says ${c.evidence.profileWords.join(", ")}` : ""].filter(Boolean)
+    out.push(`${indent}why: ${why.join("; ") || "–"}${c.fit.domain === false ? " · nothing of it mentions the domain (fit halved)" : ""}`)
+    for (const t of c.evidence.tasks) out.push(`${indent}  ${t.ended_at.slice(0, 16).replace("T", " ")}  ${t.task_id}  ${t.outcome.padEnd(9)} [${t.matched.join(", ")}]`)
+    return out
+  }
+  if (r.best) {
+    lines.push(`Best agent for ${q}: ${r.best.agent} — confidence ${asPct(r.best.confidence)}`)
+    lines.push(...describe(r.best, "  "))
+  } else {
+    lines.push(`For ${q}: ${r.message}.`)
+    if (r.nearest?.length) lines.push(`  nearest below ${asPct(r.query.minConfidence)} confidence: ${r.nearest.map((c) => `${c.agent} ${asPct(c.confidence)}`).join(", ")}`)
+  }
+  if (r.query.unknownWords.length) lines.push(`  words no past task or profile knows (not used): ${r.query.unknownWords.join(", ")}`)
+  if (r.candidates.length > 1 || (r.candidates.length === 1 && !r.best)) {
+    lines.push(`All candidates (${r.candidates.length}), minimum confidence ${asPct(r.query.minConfidence)}:`)
+    r.candidates.forEach((c, i) => {
+      lines.push(`  ${String(i + 1).padStart(2)}. ${c.agent.padEnd(22)} ${asPct(c.confidence).padStart(4)}${c.qualifies ? "" : " (below)"}  ${c.experience} similar task(s), success ${asPct(c.successRate)}, trend ${c.trend}`)
+    })
+  }
+  if (!r.tasksSeen) lines.push("  (no task history yet: only profiles were compared)")
+  return lines
 }
 
 const GLOBAL = {

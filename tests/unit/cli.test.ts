@@ -591,3 +591,153 @@ describe("nso tell, nso messages, nso board", () => {
     expect((await run(["board", "--dir", none])).out).toBe("No board posts yet.")
   })
 })
+
+describe("nso stats, nso best-agent", () => {
+  const DAY = 86_400_000
+  const iso = (ms: number) => new Date(ms).toISOString()
+  let n = 0
+  /** An invocation line ending `daysAgo` days before now (the CLI's now is the real clock). */
+  function invocation(agent: string, daysAgo: number, o: { ok?: boolean; keywords?: string[]; workflow?: string; team?: string; at?: number; active?: number } = {}) {
+    const start = o.at ?? Date.now() - daysAgo * DAY - 3_600_000
+    const active = o.active ?? 600
+    const id = `tsk_cli${(n++).toString().padStart(6, "0")}`
+    return {
+      timestamp: iso(start + active * 1000),
+      event: "agent_invocation",
+      task_id: id,
+      agent,
+      task_digest: "0123456789abcdef",
+      keywords: o.keywords ?? ["api", "endpoint"],
+      tags: [],
+      workflow_id: o.workflow ?? id,
+      ...(o.team ? { team: o.team } : {}),
+      started_at: iso(start),
+      ended_at: iso(start + active * 1000),
+      duration_seconds: active,
+      active_seconds: active,
+      waiting_seconds: { queue: 0, answer: 0 },
+      outcome: o.ok === false ? "failure" : "success",
+      success: o.ok !== false,
+      tokens: { input: 1000, output: 100, reasoning: 0, cache_read: 0, cache_write: 0 },
+      cost: 0.01,
+      turns: 2,
+      tool_calls: 1,
+      retries: 0,
+      delivery_turns: o.team ? 1 : 0,
+      coordination_tokens: o.team ? 200 : 0,
+    }
+  }
+
+  /** A project whose telemetry holds: an "api-smith" (own profile) declining, a parallel team run, and a torn last line. */
+  function telemetryProject(): string {
+    const inv: ReturnType<typeof invocation>[] = []
+    const wf: { timestamp: string; [k: string]: unknown }[] = []
+    for (let d = 20; d >= 8; d -= 2) inv.push(invocation("api-smith", d))
+    for (let d = 6; d >= 1; d -= 2) inv.push(invocation("api-smith", d, { ok: d === 6 }))
+    // Each plain task is a workflow of one agent.
+    for (const i of [...inv]) {
+      wf.push({ timestamp: i.started_at, event: "workflow_start", workflow_id: i.workflow_id, project_name: "p", agent_plan: [i.agent], nso: { kind: "task" } })
+      wf.push({ timestamp: i.ended_at, event: "workflow_complete", workflow_id: i.workflow_id, duration_seconds: i.duration_seconds, success: i.success, agents_executed: [i.agent], nso: { kind: "task" } })
+    }
+    // A parallel team run: two members at once for 1000 s of its 1200 s.
+    const t0 = Date.now() - 2 * DAY
+    const team = { kind: "team", team: "review", pattern: "parallel" }
+    wf.push({ timestamp: iso(t0), event: "workflow_start", workflow_id: "wf_cli1", project_name: "p", agent_plan: ["builder", "scout"], nso: team })
+    inv.push(invocation("builder", 0, { at: t0, active: 1000, workflow: "wf_cli1", team: "review", keywords: ["review"] }))
+    inv.push(invocation("scout", 0, { at: t0, active: 1100, workflow: "wf_cli1", team: "review", keywords: ["review"] }))
+    wf.push({ timestamp: iso(t0 + 1_200_000), event: "workflow_complete", workflow_id: "wf_cli1", duration_seconds: 1200, success: true, agents_executed: ["builder", "scout"], nso: team })
+    const sort = <T extends { timestamp: unknown }>(xs: T[]) => xs.sort((a, b) => Date.parse(String(a.timestamp)) - Date.parse(String(b.timestamp)))
+    const jsonl = (xs: unknown[]) => xs.map((x) => JSON.stringify(x) + "\n").join("")
+    return files(tempDir(), {
+      ".git/": "",
+      ".opencode/nso/agents/api-smith.yaml": 'name: api-smith\ndescription: Builds HTTP endpoints\nspecialization: "REST APIs"\ntags: [backend]\nprompt: "You build APIs."\n',
+      ".opencode/nso/telemetry/workflow_events.jsonl": jsonl(sort(wf)),
+      ".opencode/nso/telemetry/agent_invocations.jsonl": jsonl(sort(inv)) + '{"timestamp":"2025-',
+    })
+  }
+
+  it("nso stats workflows, overhead (both formulas and the bands), teams and agents; --json gives the objects; skipped lines are noted on stderr", async () => {
+    const dir = telemetryProject()
+    const w = await run(["stats", "workflows", "--dir", dir])
+    expect(w.code).toBe(0)
+    expect(w.out).toContain("Workflows: 11 completed · success 82%")
+    expect(w.out).toContain("builder → scout")
+    const wj = JSON.parse((await run(["stats", "workflows", "--dir", dir, "--json"])).out)
+    expect(wj).toMatchObject({ total: 11, succeeded: 9, byKind: { team: { total: 1 } }, read: { workflows: { records: 22 } } })
+
+    const o = await run(["stats", "overhead", "--dir", dir, "--limit", "3"])
+    expect(o.code).toBe(0)
+    expect(o.out).toMatch(/time no agent worked .*: \d+\.\d% → Stay Phase 1-2/)
+    expect(o.out).toContain("original formula (wall − Σ agent time) / wall")
+    expect(o.out).toContain("below zero in 1 workflow(s)")
+    expect(o.out).toContain("Bands: < 15% efficient → Stay Phase 1-2 · 15–30% moderate → Monitor overhead · > 30% high → Consider Phase 3")
+    expect(o.out.split("\n").filter((l) => / {2}tsk_|wf_cli1/.test(l))).toHaveLength(3)
+    expect(o.err).toContain("1 torn line(s) in the invocations log")
+    const oj = JSON.parse((await run(["stats", "overhead", "--dir", dir, "--json"])).out)
+    const run1 = oj.recent.find((r: { workflow_id: string }) => r.workflow_id === "wf_cli1")
+    expect(run1).toMatchObject({ wallSeconds: 1200, coveredSeconds: 1100, parallelSeconds: 1000, agentSeconds: 2100 })
+    expect(run1.originalOverheadPct).toBeLessThan(0)
+    expect(oj.read.invocations).toMatchObject({ torn: 1, invalid: 0 })
+
+    const t = await run(["stats", "teams", "--dir", dir])
+    expect(t.out).toMatch(/review\s+parallel\s+1\s+100%/)
+    expect(JSON.parse((await run(["stats", "teams", "--dir", dir, "--json"])).out).teams[0]).toMatchObject({ team: "review", runs: 1, utilizationPct: 83.33 })
+    const a = await run(["stats", "agents", "--dir", dir])
+    expect(a.out).toMatch(/api-smith\s+10\s+80%/)
+  })
+
+  it("nso stats trends <agent> [--days]: the last 7 days against the days before; usage errors exit 2", async () => {
+    const dir = telemetryProject()
+    const r = await run(["stats", "trends", "api-smith", "--dir", dir])
+    expect(r.code).toBe(0)
+    expect(r.out).toContain("api-smith over the last 30 days: declining (-66.7 points)")
+    // 10 days back: one task before the last 7 days.
+    expect(JSON.parse((await run(["stats", "trends", "api-smith", "--days", "10", "--dir", dir, "--json"])).out)).toMatchObject({
+      trend: "not enough data",
+      days: 10,
+      recent: { tasks: 3, succeeded: 1 },
+      prior: { tasks: 1 },
+    })
+    expect((await run(["stats", "trends", "--dir", dir])).code).toBe(2)
+    const short = await run(["stats", "trends", "api-smith", "--days", "7", "--dir", dir])
+    expect(short.code).toBe(2)
+    expect(short.err).toContain("--days must be more than 7")
+    expect((await run(["stats", "--dir", dir])).code).toBe(2)
+    expect((await run(["stats", "everything", "--dir", dir])).err).toContain("nso stats workflows|overhead|teams|agents|trends")
+  })
+
+  it("nso best-agent: the project's profiles and history, the evidence, --all, --min-confidence, and no suitable agent", async () => {
+    const dir = telemetryProject()
+    const r = await run(["best-agent", "--task", "REST API endpoint", "--domain", "backend", "--dir", dir])
+    expect(r.code).toBe(0)
+    expect(r.out).toMatch(/Best agent for "REST API endpoint" \(domain backend\): api-smith — confidence \d+%/)
+    expect(r.out).toContain("why: past tasks about api (10 task(s), 8 ok), endpoint (10 task(s), 8 ok); profile says rest, api, endpoint, backend")
+    expect(r.out).toContain("trend declining")
+    const j = JSON.parse((await run(["best-agent", "--task", "REST API endpoint", "--all", "--dir", dir, "--json"])).out)
+    expect(j.best.agent).toBe("api-smith")
+    expect(j.candidates.length).toBeGreaterThan(1)
+    expect(j.candidates.every((c: { agent: string }) => c.agent !== "oracle")).toBe(true)
+    const high = await run(["best-agent", "--task", "REST API endpoint", "--min-confidence", "0.99", "--dir", dir])
+    expect(high.out).toContain("no suitable agent — consider creating a specialist")
+    expect(high.out).toContain("nearest below 99% confidence: api-smith")
+    const none = await run(["best-agent", "--task", "Translate the marketing site into Japanese", "--dir", dir, "--json"])
+    expect(JSON.parse(none.out)).toMatchObject({ best: null, message: "no suitable agent — consider creating a specialist" })
+    expect((await run(["best-agent", "--dir", dir])).code).toBe(2)
+    expect((await run(["best-agent", "--task", "x", "--min-confidence", "2", "--dir", dir])).code).toBe(2)
+  })
+
+  it("a project without telemetry yet: empty answers, not errors; help lists the commands", async () => {
+    const dir = files(tempDir(), { ".git/": "", ".opencode/nso/": "" })
+    expect((await run(["stats", "workflows", "--dir", dir])).out).toContain("No completed workflows yet")
+    expect((await run(["stats", "overhead", "--dir", dir])).out).toContain("No completed workflow with invocations to measure yet")
+    expect((await run(["stats", "teams", "--dir", dir])).out).toBe("No team runs recorded yet.")
+    expect((await run(["stats", "trends", "builder", "--dir", dir])).out).toContain("builder over the last 30 days: not enough data")
+    const b = await run(["best-agent", "--task", "implementation of the parser", "--dir", dir])
+    expect(b.code).toBe(0)
+    expect(b.out).toContain("no task history yet")
+    const help = (await run(["--help"])).out
+    expect(help).toContain("stats")
+    expect(help).toContain("best-agent")
+    expect((await run(["best-agent", "--help"])).out).toContain("--min-confidence")
+  })
+})
