@@ -187,7 +187,7 @@ export class Messenger {
       for (const [i, t] of started.entries()) {
         const mid = i ? this.deps.ids.id(IdPrefix.message) : id
         if (i) this.threads.set(mid, { hops, from: input.from, fromTaskId: from.task?.id, to: t.agent })
-        if (await this.deliver(t, { ...base, id: mid, to: t.agent, text }, input.source)) handed++
+        if (await this.deliver(t, { ...base, id: mid, to: t.agent, text })) handed++
       }
       audit(`${handed ? `queued; ${handed} handed to waiting calls` : "queued"}${later ? `; ${later} not started, on the board` : ""}`, { recipients: started.map((t) => t.id) })
       return { id, to: `${target.tasks.length} member(s)`, outcome: started.length ? "queued" : "posted to the board", ...(later ? { note: `${later} not started yet see it on the board when they start` } : {}) }
@@ -197,7 +197,7 @@ export class Messenger {
       audit("queued")
       return { id, to: "the Oracle", outcome: "queued", note: "it reaches the user's session when the user pauses" }
     }
-    const handed = await this.deliver(target.task, { ...base, id, to: target.task.agent, text }, input.source)
+    const handed = await this.deliver(target.task, { ...base, id, to: target.task.agent, text })
     audit(handed ? "handed to its waiting call" : "queued")
     return { id, to: `${target.task.agent} (${target.task.id})`, outcome: handed ? "handed to a waiting call" : "queued" }
   }
@@ -206,7 +206,7 @@ export class Messenger {
    * Into a running task's session, or — when it waits in `ask_user` or a request — into that
    * waiting call. A task that has not started yet has no session to deliver to.
    */
-  private async deliver(t: Task, m: { id: string; to: string; text: string; source: "agent" | "user"; from: string; kind: Kind; hops: number; taskId?: string; replyTo?: string; private?: boolean }, source: "agent" | "user"): Promise<boolean> {
+  private async deliver(t: Task, m: { id: string; to: string; text: string; source: "agent" | "user"; from: string; kind: Kind; hops: number; taskId?: string; replyTo?: string; private?: boolean }): Promise<boolean> {
     const now = this.ports.tasks.get(t.id)!
     if (!now.sessionId || now.status === "queued")
       throw new TaskError(`Task ${t.id} (${t.agent}) has not started yet, so it cannot receive messages. Post it on the board (it will see the board when it starts), or send it later.`)
