@@ -4,7 +4,8 @@ import { TERMINAL_TASK_STATUSES, type Question, type Task, type Workflow } from 
 export function taskLine(t: Task, now: number, question?: Question): string {
   const age = Math.round((now - t.createdAt) / 1000)
   const idle = Math.round((now - t.lastActivityAt) / 1000)
-  const team = t.workflow ? ` · run ${t.workflow.id} ${t.workflow.role ?? t.workflow.step}` : ""
+  // The member's role is already in its title.
+  const team = t.workflow ? ` · run ${t.workflow.id}` : ""
   const parts = [`${t.id} · ${t.agent} · ${t.status} · "${t.title}"${team} · age ${age}s · last activity ${idle}s ago`]
   if (question) parts.push(`  pending question ${question.id}: ${question.text}`)
   if (t.status === "completed" && t.result) parts.push(`  result: ${t.result.slice(0, 200)}${t.result.length > 200 ? "…" : ""}`)

@@ -16,7 +16,7 @@ type CommandHook = NonNullable<Hooks["command.execute.before"]>
 export function commandHook(rt: Runtime): CommandHook {
   const show = async (sessionId: string, text: string, variant: "info" | "error" = "info"): Promise<never> => {
     await rt.deps.host.inject(sessionId, { text: `[NSO · system]\n${text}`, meta: { source: "system", from: "nso", kind: "status", ids: [] }, noReply: true })
-    void rt.deps.host.toast(text.split("\n")[0]!.slice(0, 200), variant).catch(() => {})
+    void rt.deps.host.toast((text.split("\n").find((l) => l.trim()) ?? "").slice(0, 200), variant).catch(() => {})
     throw new Handled(text)
   }
   return async (input, output) => {
