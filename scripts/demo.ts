@@ -2,8 +2,9 @@
 /**
  * `npm run demo`: the whole NSO story on a real `opencode serve` with a scripted model on
  * 127.0.0.1. The user asks, the Oracle delegates, the user keeps talking, the Builder's question
- * waits for the user's pause, is answered, and the result arrives. Then a timeline of what each
- * party saw: the user, the Oracle, the Builder, and NSO.
+ * waits for the user's pause, is answered, and the result arrives; then the shipped code-review
+ * team reviews it (four reviewers at once, the review lead merges) and the Oracle gets one
+ * verdict. Then a timeline of what each party saw: the user, the Oracle, each agent, and NSO.
  */
 import { join } from "node:path"
 import { MockModel, type RecordedRequest } from "./harness/mock-model.js"
@@ -33,6 +34,12 @@ model.script([
   { when: { toolResult: "recorded: passed to the waiting agent" }, reply: { text: "Passed on: Postgres." }, times: 1 },
   { when: { toolResult: "The user answered: Postgres" }, reply: { text: "Login page built: form with validation, sessions stored in Postgres, 12 tests passing." }, times: 1 },
   { when: { user: "Login page built" }, reply: { text: "The Builder is done: the login page is built, sessions live in Postgres, 12 tests pass." }, times: 1 },
+  // A team: the Oracle names it where an agent goes; NSO runs the reviewers at once.
+  { when: { user: "code-review team" }, reply: { toolCalls: [{ name: "delegate", args: { agent: "code-review", prompt: "Review the login page change: form, validation, session handling in Postgres." } }] }, times: 1 },
+  { when: { toolResult: "Started team run" }, reply: { text: "The code-review team is on it: its reviewers work in parallel; you will get one verdict." }, times: 1 },
+  { when: { user: "You synthesise this team's work" }, reply: { text: "Verdict: ship it. Must-fix: none. Should-fix: rate-limit the login form (security, performance agree).\nDisagreements: none", delayMs: 300 }, times: 1 },
+  { when: { userMatch: "You are (review-[a-z-]+), the team's ([a-z -]+)\\." }, reply: { text: "$2: no blocking issue; suggest rate-limiting the login form.", delayMs: 600 } },
+  { when: { user: "Verdict: ship it" }, reply: { text: "The review team says ship it; one suggestion: rate-limit the login form." }, times: 1 },
 ])
 
 let oc: RunningOpencode | undefined
@@ -72,9 +79,12 @@ try {
   await say("Postgres.")
   await model.waitFor((r) => r.lastUser.includes("Login page built"))
   await idle()
+  await say("Now have the code-review team look at it.")
+  await model.waitFor((r) => r.lastUser.includes("Verdict: ship it") && r.lastUser.includes("· completion]"))
+  await idle()
 
   // What each party saw.
-  const who = (r: RecordedRequest) => (r.system.includes("Task isolation (NSO)") ? "builder" : "oracle")
+  const who = (r: RecordedRequest) => /You are the ([\w-]+) agent working on background task/.exec(r.system)?.[1] ?? "oracle"
   for (const r of model.requests.filter((r) => !r.isTitle)) {
     const saw = r.lastToolResult !== undefined ? `tool result: ${short(r.lastToolResult)}` : short(r.lastUser)
     note(who(r), `sees ${saw}`, r.at)
@@ -91,6 +101,10 @@ try {
       note("nso", `buffered ${env.kind} from ${env.from} (${env.priority}) — held until the user pauses`, r.t)
     } else if (e.type === "delivery.started") note("nso", `user paused: delivering ${(e.ids as string[]).length} message(s) to the Oracle`, r.t)
     else if (e.type === "question.answered") note("nso", `question ${String(e.id)} answered by ${String(e.by)}: ${String(e.answer)}`, r.t)
+    else if (e.type === "workflow.created") {
+      const w = e.workflow as { id: string; team: string; pattern: string }
+      note("nso", `team run ${w.id} created for ${w.team} (${w.pattern})`, r.t)
+    } else if (e.type === "workflow.updated" && (e.patch as { phase?: string }).phase) note("nso", `team run ${String(e.id)} → ${(e.patch as { phase: string }).phase}`, r.t)
   }
   for (const m of readJsonl(join(oc.projectDir, ".opencode/nso/messages.jsonl")) as { time: string; sessionId: string; source: string; from: string }[])
     if (m.sessionId === session) note("nso", `tagged a message in the Oracle's session: source=${m.source} from=${m.from}`, Date.parse(m.time))
