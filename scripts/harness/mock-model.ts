@@ -18,6 +18,19 @@ export interface Reply {
   toolCalls?: ToolCallReply[]
   /** Wait this long before answering (ms): a model that takes time. */
   delayMs?: number
+  /**
+   * Hold the answer until this many requests have matched the same rule (all are then answered),
+   * or `gateTimeoutMs` (default 20 s) passed: proves requests were in flight at the same time
+   * without depending on how fast a loaded machine starts them.
+   */
+  gate?: number
+  gateTimeoutMs?: number
+  /**
+   * Hold the answer until some request (this one excluded) shows this has happened — its newest
+   * user message or tool result contains the text — or `timeoutMs` (default 20 s) passed: orders
+   * two agents' steps by cause, not by a delay a loaded machine may overrun.
+   */
+  after?: { user?: string; toolResult?: string; timeoutMs?: number }
 }
 
 export interface Rule {
@@ -76,7 +89,8 @@ interface ChatMessage {
 }
 
 export class MockModel {
-  private rules: (Rule & { used: number })[] = []
+  private rules: (Rule & { used: number; gated?: (() => void)[] })[] = []
+  private gateOf = new WeakMap<Reply, (() => void)[]>()
   readonly requests: RecordedRequest[] = []
   private server: Server | undefined
   private listeners = new Set<(r: RecordedRequest) => void>()
@@ -178,6 +192,22 @@ export class MockModel {
     }
     this.requests.push(rec)
     for (const l of [...this.listeners]) l(rec)
+    const gate = this.gateOf.get(reply)
+    if (reply.gate && gate) {
+      await new Promise<void>((open) => {
+        const timer = setTimeout(open, reply.gateTimeoutMs ?? 20_000)
+        gate.push(() => {
+          clearTimeout(timer)
+          open()
+        })
+        if (gate.length >= reply.gate!) for (const release of gate.splice(0)) release()
+      })
+    }
+    if (reply.after) {
+      const a = reply.after
+      const seen = (r: RecordedRequest) => r !== rec && (a.user === undefined || (r.lastToolResult === undefined && r.lastUser.includes(a.user))) && (a.toolResult === undefined || (r.lastToolResult ?? "").includes(a.toolResult))
+      await this.waitFor(seen, { what: `the step this reply waits for (${JSON.stringify(a)})`, timeoutMs: a.timeoutMs ?? 20_000 }).catch(() => {})
+    }
     if (reply.delayMs) await new Promise((r) => setTimeout(r, reply.delayMs))
     stream(res, body.model, reply)
     rec.respondedAt = Date.now()
@@ -209,9 +239,11 @@ export class MockModel {
       if (w.hasTool !== undefined && !req.tools.includes(w.hasTool)) continue
       if (w.lacksTool !== undefined && req.tools.includes(w.lacksTool)) continue
       rule.used++
-      if (!groups.length) return rule.reply
-      const filled = JSON.stringify(rule.reply).replace(/\$(\d)/g, (all, n: string) => (groups[Number(n) - 1] !== undefined ? groups[Number(n) - 1]! : all))
-      return JSON.parse(filled) as Reply
+      rule.gated ??= []
+      const reply = groups.length ? (JSON.parse(JSON.stringify(rule.reply).replace(/\$(\d)/g, (all, n: string) => (groups[Number(n) - 1] !== undefined ? groups[Number(n) - 1]! : all))) as Reply) : { ...rule.reply }
+      // Every request of a gated rule waits on the rule's one gate.
+      if (rule.reply.gate) this.gateOf.set(reply, rule.gated)
+      return reply
     }
     return { text: "OK." }
   }

@@ -47,7 +47,8 @@ describe("tasks on a real server", () => {
         times: 1,
       },
       { when: { toolResult: "Started task" }, reply: { text: "Three builders started." }, times: 1 },
-      { when: { userMatch: "^parallel job (\\w)" }, reply: { text: "finished job $1", delayMs: 700 } },
+      // Each builder's answer waits until all three asked: overlap is proven, however slow the machine.
+      { when: { userMatch: "^parallel job (\\w)" }, reply: { text: "finished job $1", delayMs: 200, gate: 3 } },
     ])
     const root = await newSession(oc, "parallel")
     await prompt(oc, root, "three jobs please")

@@ -62,7 +62,7 @@ describe("teams on a real server", () => {
         },
         crew: { description: "A lead assigns work to two workers", pattern: "coordinator_worker", coordinator: "lead", members: [{ agent: "w1", role: "first" }, { agent: "w2", role: "second" }] },
         org: { description: "A boss over the crew and one more worker", pattern: "hierarchical", coordinator: "boss", members: [{ team: "crew", role: "the crew" }, { agent: "w3" }], rules: { max_depth: 1 } },
-        timed: { description: "Two workers with a time limit", pattern: "parallel", members: [{ agent: "w1" }, { agent: "w4" }], rules: { timeout_per_agent_ms: 1500, escalation: "on_failure" } },
+        timed: { description: "Two workers with a time limit", pattern: "parallel", members: [{ agent: "w1" }, { agent: "w4" }], rules: { timeout_per_agent_ms: 5000, escalation: "on_failure" } },
         peers: { description: "Three peers", pattern: "peer_to_peer", members: [{ agent: "w1", role: "rows" }, { agent: "w2", role: "columns" }, { agent: "w3", role: "indexes" }] },
         slow: { description: "Three slow workers", pattern: "parallel", coordinator: "lead", members: [{ agent: "w1" }, { agent: "w2" }, { agent: "w3" }] },
       },
@@ -83,7 +83,8 @@ describe("teams on a real server", () => {
       { when: { user: "assess with the panel" }, reply: { toolCalls: [{ name: "delegate", args: { agent: "panel", prompt: "assess the plan" } }] }, times: 1 },
       { when: { toolResult: "Started team run" }, reply: { text: "The panel is on it." }, times: 1 },
       { when: { user: "You synthesise this team's work" }, reply: { text: "PANEL SYNTHESIS: all three agree.\nDisagreements: none" }, times: 1 },
-      { when: { userMatch: "You are (w\\d)[,.]" }, reply: { text: "finding from $1", delayMs: 700 } },
+      // Each member's answer waits until all three asked: overlap is proven, however slow the machine.
+      { when: { userMatch: "You are (w\\d)[,.]" }, reply: { text: "finding from $1", delayMs: 200, gate: 3 } },
       { when: { user: "PANEL SYNTHESIS" }, reply: { text: "The panel agrees." } },
     ])
     const root = await newSession(oc, "panel")
@@ -219,7 +220,7 @@ describe("teams on a real server", () => {
     model.script([
       { when: { user: "ask the peers" }, reply: { toolCalls: [{ name: "delegate", args: { agent: "peers", prompt: "inspect the table" } }] }, times: 1 },
       { when: { toolResult: "Started team run" }, reply: { text: "Peers started." }, times: 1 },
-      { when: { userMatch: "You are (w\\d), the team's (\\w+)" }, reply: { text: "PEER $1 checked $2", delayMs: 500 } },
+      { when: { userMatch: "You are (w\\d), the team's (\\w+)" }, reply: { text: "PEER $1 checked $2", delayMs: 200, gate: 3 } },
       { when: { user: "PEER w1" }, reply: { text: "The peers reported." } },
     ])
     const root = await newSession(oc, "peers")
@@ -294,7 +295,7 @@ describe("teams on a real server", () => {
     const got = await deliveredFrom(oc, root, "timed")
     const result = got.find((m) => m.nso?.kind === "completion")!
     expect(result.text).toContain("w1 counted 42 rows")
-    expect(result.text).toMatch(/w4: failed — stopped: it ran longer than its 1.5 s limit/)
+    expect(result.text).toMatch(/w4: failed — stopped: it ran longer than its 5 s limit/)
     expect(result.text).toContain("1 of 2 member(s) gave no result")
     const escalation = got.find((m) => m.nso?.kind === "escalation")!
     expect(escalation.text).toContain("member w4 failed")
