@@ -115,12 +115,14 @@ export class LogWriter {
   /** (Re)opens the live log for appending, e.g. after it was renamed away. */
   async reopen(): Promise<FileHandle> {
     await this.fd?.close().catch(() => {})
-    const fd = await this.deps.fs.open(this.path, "a")
+    // Read-append: the last byte is read through this same handle. Opening the path again to
+    // read it would race another process's compaction renaming the file away in between.
+    const fd = await this.deps.fs.open(this.path, "a+")
     const st = await fd.stat()
     this.fd = fd
     this.fdIno = st.ino
     this.liveBytes = st.size
-    this.needsNewline = st.size > 0 && !(await this.endsWithNewline(st.size))
+    this.needsNewline = st.size > 0 && !(await this.endsWithNewline(fd, st.size))
     return fd
   }
 
@@ -205,14 +207,9 @@ export class LogWriter {
   }
 
   /** A log left ending mid-line (a crash) must not glue our first record onto that fragment. */
-  private async endsWithNewline(size: number): Promise<boolean> {
+  private async endsWithNewline(fd: FileHandle, size: number): Promise<boolean> {
     const last = Buffer.alloc(1)
-    const rd = await this.deps.fs.open(this.path, "r")
-    try {
-      await rd.read(last, 0, 1, size - 1)
-    } finally {
-      await rd.close()
-    }
+    await fd.read(last, 0, 1, size - 1)
     return last[0] === 0x0a
   }
 }

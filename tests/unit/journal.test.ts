@@ -45,7 +45,7 @@ describe("journal", () => {
         ...fs,
         open: (async (...a: Parameters<typeof fs.open>) => {
           const fh = await fs.open(...a)
-          if (a[1] === "a") {
+          if (a[1] === "a" || a[1] === "a+") {
             const orig = fh.write.bind(fh) as (...w: unknown[]) => Promise<unknown>
             ;(fh as unknown as { write: (...w: unknown[]) => Promise<unknown> }).write = (...w: unknown[]) => {
               spy.writes++
