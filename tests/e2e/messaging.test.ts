@@ -119,7 +119,7 @@ describe("agent messages on a real server", () => {
       { when: { user: "ask around" }, reply: delegateBoth("alice: needs the port", "bob: knows the port"), times: 1 },
       { when: { toolResult: "Started task" }, reply: { text: "Started." } },
       // Bob stays at work until alice has asked (her request then waits for his turn to end).
-      { when: { user: "bob: knows the port" }, reply: { text: "bob is ready", after: { user: "alice: needs the port" }, delayMs: 1500 }, times: 1 },
+      { when: { user: "bob: knows the port" }, reply: { text: "bob is ready", after: { user: "alice: needs the port" }, delayMs: 3000 }, times: 1 },
       { when: { user: "alice: needs the port" }, reply: { toolCalls: [{ name: "send_message", args: { to: "bob", text: "which port does the db use?", kind: "request", wait_ms: 30000 } }] }, times: 1 },
       { when: { userMatch: "msg (msg_\\w+) · task tsk_\\w+ · request\\]\\nwhich port" }, reply: { toolCalls: [{ name: "send_message", args: { to: "alice", text: "port 5432", kind: "reply", reply_to: "$1" } }] }, times: 1 },
       { when: { toolResult: "handed to a waiting call" }, reply: { text: "bob answered alice." }, times: 1 },
