@@ -173,19 +173,25 @@ describe("agent messages on a real server", () => {
   })
 
   it("two agents told to ping-pong are stopped by the hop limit, and the user gets one escalation", async () => {
-    // Each waits for the other (request + wait_ms); each message interrupts the other's wait and
-    // is answered with another request on the same thread, until the thread passes 3 hops.
-    const ping = (to: string, text: string, replyTo?: string) => ({ toolCalls: [{ name: "send_message", args: { to, text, kind: "request", wait_ms: 10_000, ...(replyTo ? { reply_to: replyTo } : {}) } }] })
+    // Each answers every request with another on the same thread, until it passes 3 hops. A
+    // request reaches its recipient either inside its waiting call (tool result) or, if it was not
+    // waiting yet, as a message after its turn: both are answered the same way, so the order in
+    // which a loaded machine runs the two agents does not matter.
+    const ping = (to: string, text: string, replyTo?: string) => ({ toolCalls: [{ name: "send_message", args: { to, text, kind: "request", wait_ms: 15_000, ...(replyTo ? { reply_to: replyTo } : {}) } }] })
+    const incoming = "from: (alice|bob) · msg (msg_\\w+) · task tsk_\\w+ · request\\]\\n(?:ping|pong)"
     model.script([
       { when: { user: "ping pong" }, reply: delegateBoth("alice: start a ping pong with bob", "bob: play ping pong with alice"), times: 1 },
       { when: { toolResult: "Started task" }, reply: { text: "Started." } },
-      { when: { user: "bob: play ping pong" }, reply: ping("alice", "bob is ready"), times: 1 },
-      { when: { user: "alice: start a ping pong" }, reply: { ...ping("bob", "ping 0"), delayMs: 300 }, times: 1 },
-      { when: { toolResultMatch: "from: (alice|bob) · msg (msg_\\w+) · task tsk_\\w+ · request\\]\\n(?:ping|pong)" }, reply: ping("$1", "pong to $2", "$2") },
+      // Bob stays alive waiting (on the Oracle, who never answers) until alice's ping comes.
+      { when: { user: "bob: play ping pong" }, reply: { toolCalls: [{ name: "send_message", args: { to: "oracle", text: "bob waits for alice", kind: "request", wait_ms: 3_000 } }] }, times: 1 },
+      { when: { user: "alice: start a ping pong" }, reply: ping("bob", "ping 0"), times: 1 },
+      { when: { toolResultMatch: incoming }, reply: ping("$1", "pong to $2", "$2") },
+      { when: { userMatch: incoming }, reply: ping("$1", "pong to $2", "$2") },
       { when: { toolResult: "hops (loop guard)" }, reply: { text: "I stop messaging." } },
       { when: { toolResult: "messages arrived" }, reply: { text: "nothing to play with" } },
       { when: { toolResult: "No reply" }, reply: { text: "nobody answered" } },
       { when: { user: "Loop guard" }, reply: { text: "I will tell the user about the loop." } },
+      { when: { user: "bob waits for alice" }, reply: { text: "Noted." } },
     ])
     const root = await newSession(oc, "ping pong")
     await prompt(oc, root, "ping pong")
