@@ -1,7 +1,8 @@
 import type { OpencodeClient } from "@opencode-ai/sdk"
 import { afterAll, afterEach, beforeAll, onTestFinished } from "vitest"
 import { MockModel } from "../../scripts/harness/mock-model.js"
-import { startOpencode, type OpencodeOptions, type RunningOpencode } from "../../scripts/harness/opencode.js"
+import { join } from "node:path"
+import { readJsonl, startOpencode, type OpencodeOptions, type RunningOpencode } from "../../scripts/harness/opencode.js"
 import { LIMITS, remainingMs } from "./limits.js"
 
 /**
@@ -115,3 +116,17 @@ export function ownServers(): { model: MockModel; start(opts: Omit<OpencodeOptio
     },
   }
 }
+
+/** One journal record as the tests read it. */
+export type Rec = { t: number; e: { type: string; [k: string]: unknown } }
+
+/** The server's journal as it is on disk now. */
+export const journal = (oc: RunningOpencode) => readJsonl(join(oc.projectDir, ".opencode/nso/journal.jsonl")) as Rec[]
+
+/** The user writes to the Oracle in a session (waits for the Oracle's reply). */
+export async function prompt(oc: RunningOpencode, sessionId: string, text: string): Promise<void> {
+  await oc.client.session.prompt({ path: { id: sessionId }, body: { agent: "oracle", parts: [{ type: "text", text }] } })
+}
+
+/** A new root session. */
+export const newSession = async (oc: RunningOpencode, title: string) => (await oc.client.session.create({ body: { title } })).data!.id

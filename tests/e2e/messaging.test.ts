@@ -2,12 +2,10 @@ import { join } from "node:path"
 import { afterEach, beforeAll, describe, expect, it } from "vitest"
 import { readJsonl, type RunningOpencode } from "../../scripts/harness/opencode.js"
 import { BACKGROUND_TOOLS } from "../../plugin/opencode/shapes.js"
-import { allIdle, liveServer, ownServers, transcript, until } from "./helpers.js"
+import { allIdle, journal, liveServer, newSession, ownServers, prompt, transcript, until } from "./helpers.js"
 import { LIMITS } from "./limits.js"
 
-type Rec = { t: number; e: { type: string; [k: string]: unknown } }
 type T = { id: string; agent: string; sessionId?: string; status: string; result?: string }
-const journal = (oc: RunningOpencode) => readJsonl(join(oc.projectDir, ".opencode/nso/journal.jsonl")) as Rec[]
 /** Tasks as the journal has them now. */
 function tasks(oc: RunningOpencode): T[] {
   const out = new Map<string, T>()
@@ -20,10 +18,6 @@ function tasks(oc: RunningOpencode): T[] {
 const taskOf = (oc: RunningOpencode, agent: string) => tasks(oc).filter((t) => t.agent === agent).at(-1)
 const audit = (oc: RunningOpencode) => (readJsonl(join(oc.projectDir, ".opencode/nso/messages.jsonl")) as { type?: string; [k: string]: unknown }[]).filter((l) => l.type === "message")
 
-async function prompt(oc: RunningOpencode, sessionId: string, text: string) {
-  await oc.client.session.prompt({ path: { id: sessionId }, body: { agent: "oracle", parts: [{ type: "text", text }] } })
-}
-const newSession = async (oc: RunningOpencode, title: string) => (await oc.client.session.create({ body: { title } })).data!.id
 const agent = (n: string) => ({ description: `Agent ${n}`, prompt: `You are ${n}.` })
 const delegateBoth = (a: string, b: string) => ({
   toolCalls: [

@@ -3,22 +3,16 @@ import { existsSync } from "node:fs"
 import { join } from "node:path"
 import { promisify } from "node:util"
 import { afterEach, beforeAll, describe, expect, it } from "vitest"
-import { readJsonl, REPO, type RunningOpencode } from "../../scripts/harness/opencode.js"
-import { allIdle, busySessions, liveServer, transcript, until } from "./helpers.js"
+import { REPO, type RunningOpencode } from "../../scripts/harness/opencode.js"
+import { allIdle, busySessions, journal, liveServer, newSession, prompt, transcript, until } from "./helpers.js"
 
 const run = promisify(execFile)
-type Rec = { t: number; e: { type: string; [k: string]: unknown } }
-const journal = (oc: RunningOpencode) => readJsonl(join(oc.projectDir, ".opencode/nso/journal.jsonl")) as Rec[]
 const taskStatus = (oc: RunningOpencode, id: string) =>
   journal(oc)
     .filter((r) => (r.e.type === "task.updated" && r.e.id === id && (r.e.patch as { status?: string }).status) || (r.e.type === "task.created" && (r.e.task as { id: string }).id === id))
     .map((r) => (r.e.type === "task.created" ? "queued" : (r.e.patch as { status: string }).status))
     .at(-1)
 
-async function prompt(oc: RunningOpencode, sessionId: string, text: string) {
-  await oc.client.session.prompt({ path: { id: sessionId }, body: { agent: "oracle", parts: [{ type: "text", text }] } })
-}
-const newSession = async (oc: RunningOpencode, title: string) => (await oc.client.session.create({ body: { title } })).data!.id
 
 describe("tasks on a real server", () => {
   const srv = liveServer({

@@ -3,13 +3,11 @@ import { join } from "node:path"
 import { promisify } from "node:util"
 import { afterEach, beforeAll, describe, expect, it } from "vitest"
 import { readJsonl, REPO, type RunningOpencode } from "../../scripts/harness/opencode.js"
-import { allIdle, liveServer, ownServers, transcript, until } from "./helpers.js"
+import { allIdle, journal, liveServer, newSession, ownServers, prompt, transcript, until } from "./helpers.js"
 import { LIMITS, remainingMs } from "./limits.js"
 
 const run = promisify(execFile)
 
-type Rec = { t: number; e: { type: string; [k: string]: unknown } }
-const journal = (oc: RunningOpencode) => readJsonl(join(oc.projectDir, ".opencode/nso/journal.jsonl")) as Rec[]
 type Run = { id: string; team: string; phase: string; handoffs: { fromAgent: string; toAgent: string; artifacts: string[] }[]; result?: string }
 /** The team runs as the journal has them now. */
 function runs(oc: RunningOpencode): Run[] {
@@ -23,10 +21,6 @@ function runs(oc: RunningOpencode): Run[] {
 }
 const ended = (oc: RunningOpencode, team: string) => runs(oc).find((r) => r.team === team && ["completed", "partial", "failed", "cancelled"].includes(r.phase))
 
-async function prompt(oc: RunningOpencode, sessionId: string, text: string) {
-  await oc.client.session.prompt({ path: { id: sessionId }, body: { agent: "oracle", parts: [{ type: "text", text }] } })
-}
-const newSession = async (oc: RunningOpencode, title: string) => (await oc.client.session.create({ body: { title } })).data!.id
 
 /** Messages in the Oracle's session that NSO delivered from `from`. */
 async function deliveredFrom(oc: RunningOpencode, sessionId: string, from: string) {
