@@ -56,7 +56,7 @@ export interface AssistantOutcome {
   /** All text parts of the message, joined. */
   text: string
   /** Set if the message ended in an error; `aborted` when it was cancelled. */
-  error?: { name: string; message: string; aborted: boolean }
+  error?: { name: string; message: string; aborted: boolean; transient?: boolean }
   /** When the message was created (ms since epoch). */
   createdAt: number
 }

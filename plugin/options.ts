@@ -80,6 +80,32 @@ export const TaskOptions = z
       .default("ask")
       .describe("What to do with tasks interrupted by a restart: cancel them, resume them, or ask the user"),
     questionTimeoutMs: ms(15 * 60_000, "How long ask_user waits for an answer by default"),
+    maxTokens: z
+      .number()
+      .int()
+      .min(0)
+      .default(0)
+      .describe("Most tokens (input, output, reasoning and cached) one task's own model turns may spend; at the limit it is stopped and its partial result delivered. 0 = no limit. A profile's max_tokens overrides it; a delegate call may only lower it"),
+    maxTurns: z
+      .number()
+      .int()
+      .min(0)
+      .default(0)
+      .describe("Most model turns (assistant messages) one task may take; at the limit it is stopped and its partial result delivered. 0 = no limit. A profile's max_turns overrides it; a delegate call may only lower it"),
+    retry: z
+      .object({
+        attempts: z.number().int().min(0).default(2).describe("Automatic retries of a task that failed for a transient reason (provider error, rate limit, network); 0 = never"),
+        backoffMs: ms(5_000, "Wait before the first retry; doubled for each next one"),
+        maxBackoffMs: ms(60_000, "Longest wait between retries"),
+      })
+      .strict()
+      .prefault({})
+      .describe("Retries after transient failures; never after a failure the model itself reported"),
+    mode: z
+      .enum(["async", "sync"])
+      .default("async")
+      .describe("async: delegate returns at once and the result arrives later; sync: delegate waits for the result (at most syncWaitMs) and returns it in the tool call"),
+    syncWaitMs: ms(10 * 60_000, "Longest a waiting delegate (wait: true, or mode sync) blocks; past it the task goes on in the background and its result arrives as usual"),
   })
   .strict()
   .prefault({})

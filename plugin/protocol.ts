@@ -135,6 +135,33 @@ export const TaskWorkflow = z.object({
 })
 export type TaskWorkflow = z.infer<typeof TaskWorkflow>
 
+/**
+ * Tokens and money a task's own model turns spent, read from OpenCode's assistant messages as
+ * they complete (not its sub-tasks': those are rolled up when shown, tasks/usage.ts).
+ */
+export const TaskUsage = z.object({
+  input: z.number().nonnegative(),
+  output: z.number().nonnegative(),
+  reasoning: z.number().nonnegative(),
+  cacheRead: z.number().nonnegative(),
+  cacheWrite: z.number().nonnegative(),
+  /** In the provider's currency (OpenCode's `cost`), usually USD. */
+  cost: z.number().nonnegative(),
+  /** Assistant messages (model calls). */
+  turns: z.number().int().nonnegative(),
+})
+export type TaskUsage = z.infer<typeof TaskUsage>
+
+/** One automatic retry after a transient failure (provider error, rate limit, network). */
+export const TaskRetry = z.object({
+  at: z.number().int(),
+  /** The failure that was retried. */
+  reason: z.string(),
+  /** How long NSO waited before sending the agent back to work (ms). */
+  delayMs: z.number().int().nonnegative(),
+})
+export type TaskRetry = z.infer<typeof TaskRetry>
+
 export const Task = z.object({
   id: TaskId,
   agent: z.string().min(1),
@@ -157,12 +184,17 @@ export const Task = z.object({
   timeoutMs: z.number().int().positive().optional(),
   /** Most model turns (assistant messages) this task may take. */
   maxTurns: z.number().int().positive().optional(),
+  /** Most tokens (all kinds, see tasks/usage.ts `totalTokens`) this task's own turns may spend. */
+  maxTokens: z.number().int().positive().optional(),
   workflow: TaskWorkflow.optional(),
   createdAt: z.number().int(),
   updatedAt: z.number().int(),
   lastActivityAt: z.number().int(),
   result: z.string().optional(),
   error: z.string().optional(),
+  usage: TaskUsage.optional(),
+  /** Automatic retries so far, oldest first. */
+  retries: z.array(TaskRetry).optional(),
 })
 export type Task = z.infer<typeof Task>
 
@@ -285,6 +317,8 @@ export const JournalEvent = z.discriminatedUnion("type", [
       lastActivityAt: true,
       result: true,
       error: true,
+      usage: true,
+      retries: true,
     }).partial(),
   }),
   event("question.asked", { question: Question }),
@@ -294,6 +328,8 @@ export const JournalEvent = z.discriminatedUnion("type", [
   /** Written by another process (the CLI); the server acts on it. */
   /** `id`: a task, or a team run (all its tasks). */
   event("task.cancel_requested", { id: z.string().regex(/^(tsk|wf)_[0-9A-Za-z_-]{4,64}$/, { message: 'expected a task or team run id like "tsk_abc123" or "wf_abc123"' }), by: z.string() }),
+  /** Written by another process (the CLI, `nso cancel --all`): every running task and team run, of one session's tree or of all. */
+  event("task.cancel_all_requested", { sessionId: z.string().optional(), by: z.string() }),
   /** Legacy: read from older journals and ignored. Tags are written to messages.jsonl now. */
   event("message.classified", {
     sessionId: z.string(),

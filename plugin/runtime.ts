@@ -9,7 +9,7 @@ import { Journal } from "./journal/journal.js"
 import { nsoReducer, type LiveState } from "./journal/state.js"
 import type { Options } from "./options.js"
 import { CONFIG_DIR } from "./paths.js"
-import { TERMINAL_TASK_STATUSES, type JournalEvent, type Task } from "./protocol.js"
+import { TERMINAL_PHASES, TERMINAL_TASK_STATUSES, type JournalEvent, type Task } from "./protocol.js"
 import { TaskError } from "./tasks/manager.js"
 import { rootSession } from "./tasks/tree.js"
 import { QuestionManager } from "./questions/manager.js"
@@ -70,6 +70,8 @@ export class Runtime {
   readonly startedAt: number
   private activitySweep: ReturnType<Deps["timers"]["setInterval"]> | undefined
   private disposed = false
+  /** Root sessions whose reply the user stopped while background work ran: their next turn is reminded, once. */
+  private stopped = new Set<string>()
 
   private constructor(
     readonly deps: Deps,
@@ -198,6 +200,7 @@ export class Runtime {
       tree: (sid) => this.tasks.tree(sid),
       openQuestions: () => this.questions.open(),
       boardDigest: (sid) => this.messenger.digest(sid),
+      reminder: (sid) => this.stopReminder(sid),
     })
     this.closer = new SessionCloser(
       deps,
@@ -329,6 +332,39 @@ export class Runtime {
     for (const id of members) if (this.tasks.isInterrupted(id)) await this.tasks.resume(id)
   }
 
+  /**
+   * The user stopped a reply (Esc, abort) in a session. Its background work goes on — that is
+   * the point of it — and the next turn there is told so, once. A task's own session is the task
+   * manager's concern.
+   */
+  replyStopped(sessionId: string): void {
+    if (this.tasks.bySessionId(sessionId) || this.registry.get(sessionId).parentId) return
+    if (this.tasks.running(sessionId) + this.runs.liveFrom(sessionId) > 0) this.stopped.add(sessionId)
+  }
+
+  private stopReminder(sessionId: string): string | undefined {
+    if (!this.stopped.delete(sessionId)) return undefined
+    const live = this.tasks.tree(sessionId).filter((t) => !TERMINAL_TASK_STATUSES.has(t.status))
+    if (!live.length && !this.runs.liveFrom(sessionId)) return undefined
+    const list = live.slice(0, 8).map((t) => `${t.id} (${t.agent}: ${t.title})`).join(", ")
+    return `NSO: the user stopped your previous reply; background work was not stopped and keeps running — ${live.length} task(s)${live.length ? `: ${list}${live.length > 8 ? ", …" : ""}` : ""}. Say so if it matters; tasks shows it, tasks with cancel: true (or the user's /nso-cancel-all) stops it.`
+  }
+
+  /**
+   * Stops all background work of a session's tree — team runs and tasks, deepest first — or of
+   * every session when none is named (the CLI's `nso cancel --all`). Returns what was stopped.
+   */
+  async cancelAll(sessionId: string | undefined, reason: string): Promise<{ tasks: Task[]; runs: string[] }> {
+    const inTree = sessionId ? this.tasks.tree(sessionId) : [...this.state.tasks.values()]
+    const sessions = sessionId ? new Set([sessionId, ...inTree.flatMap((t) => (t.sessionId ? [t.sessionId] : []))]) : undefined
+    const runs = [...this.state.workflows.values()].filter((w) => !w.parentWorkflowId && !TERMINAL_PHASES.has(w.phase) && (!sessions || sessions.has(w.parentSessionId)))
+    const out: Task[] = []
+    for (const w of runs) out.push(...(await this.runs.cancel(w.id, reason, { tell: false })))
+    const tops = inTree.filter((t) => !TERMINAL_TASK_STATUSES.has(t.status) && !(t.parentTaskId && !TERMINAL_TASK_STATUSES.has(this.tasks.get(t.parentTaskId)?.status ?? "failed")))
+    for (const t of tops) if (!TERMINAL_TASK_STATUSES.has(this.tasks.get(t.id)!.status)) out.push(...(await this.tasks.cancel(t.id, reason, { tell: false })))
+    return { tasks: out, runs: runs.map((w) => w.id) }
+  }
+
   /** Puts the notices this session has not seen in front of the user, once, without a model turn. */
   private showNotices(sessionId: string): void {
     for (const text of this.notices.unseen(sessionId))
@@ -343,6 +379,8 @@ export class Runtime {
       if (e.type === "question.answered") await this.questions.answeredElsewhere(e.id)
       else if (e.type === "task.cancel_requested")
         await (e.id.startsWith("wf_") ? this.runs.cancel(e.id, `cancelled by ${e.by}`) : this.tasks.cancel(e.id, `cancelled by ${e.by}`)).catch(() => {})
+      else if (e.type === "task.cancel_all_requested")
+        await this.cancelAll(e.sessionId, `cancelled by ${e.by} (stop everything)`).catch((err) => this.notices.add(`Stopping all background work (${e.by}) failed: ${(err as Error).message}`))
       else if (e.type === "workflow.requested") await this.startRequested(e)
       else if (e.type === "message.told") await this.tell(e.to, e.text, e.by).catch((err) => this.notices.add(`Your message for ${e.to} (${e.by}) was not delivered: ${(err as Error).message}`))
     }

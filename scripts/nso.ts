@@ -21,6 +21,8 @@ import { orderedMembers } from "../plugin/teams/team.js"
 import { findQuestion, unanswerable } from "../plugin/questions/lookup.js"
 import { TERMINAL_PHASES, TERMINAL_TASK_STATUSES, type JournalEvent, type Workflow } from "../plugin/protocol.js"
 import { runLine, taskLine } from "../plugin/tasks/format.js"
+import { rootSession } from "../plugin/tasks/tree.js"
+import { addUsage, NO_USAGE, usageLine } from "../plugin/tasks/usage.js"
 import {
   analyze,
   BANDS,
@@ -187,6 +189,7 @@ const commands: Record<string, Command> = {
       const tasks = [...s.tasks.values()]
       const byStatus: Record<string, number> = {}
       for (const t of tasks) byStatus[t.status] = (byStatus[t.status] ?? 0) + 1
+      const spent = tasks.reduce((u, t) => addUsage(u, t.usage ?? NO_USAGE), NO_USAGE)
       const pending = [...s.pending.values()]
       const open = [...s.questions.values()].filter((q) => q.status === "open")
       const inits = readLines(join(ctx.dir, ctx.stateDir, "init.log"))
@@ -199,7 +202,7 @@ const commands: Record<string, Command> = {
         optionProblems: ctx.optionProblems,
         server: { running: server.running ?? null, pids: server.pids.map((p) => p.pid), how: server.how },
         journal: { records: report.records, snapshot: report.snapshot, corrupt: report.corrupt, torn: report.torn },
-        tasks: { total: tasks.length, active: tasks.filter((t) => !TERMINAL_TASK_STATUSES.has(t.status)).length, byStatus },
+        tasks: { total: tasks.length, active: tasks.filter((t) => !TERMINAL_TASK_STATUSES.has(t.status)).length, byStatus, usage: spent },
         pendingMessages: pending.length,
         inDoubtDeliveries: s.inDoubt.size,
         openQuestions: open.map((q) => ({ id: q.id, from: q.from, text: q.text })),
@@ -215,6 +218,7 @@ const commands: Record<string, Command> = {
         `OpenCode server with NSO: ${server.running === undefined ? server.how : server.running ? `running (${server.how})` : `none seen (${server.how})`}`,
         `Journal: ${report.records} records${report.snapshot ? " + snapshot" : ""}${report.corrupt || report.torn ? ` (${report.corrupt} corrupt, ${report.torn} torn lines skipped)` : ""}`,
         `Tasks: ${tasks.length} (${Object.entries(byStatus).map(([k, v]) => `${v} ${k}`).join(", ") || "none"})`,
+        `Spent by background tasks: ${spent.turns ? usageLine(spent) : "nothing recorded yet"}`,
         `Pending agent messages: ${pending.length}${s.inDoubt.size ? `, ${s.inDoubt.size} deliveries in doubt` : ""}`,
         `Open questions: ${open.length}${open.map((q) => `\n  ${q.id} from ${q.from}: ${q.text}`).join("")}`,
         `Sessions initialised: ${s.initialized.size}${inits.length ? ` (last: ${String(inits.at(-1)!.session)} ${inits.at(-1)!.ok ? "ok" : "FAILED"} at ${String(inits.at(-1)!.time)})` : ""}`,
@@ -259,6 +263,8 @@ const commands: Record<string, Command> = {
       for (const w of [...s.workflows.values()].filter((x) => values.all || !TERMINAL_PHASES.has(x.phase)).sort((a, b) => a.createdAt - b.createdAt))
         ctx.out(runLine(w, [...s.tasks.values()].filter((t) => t.workflow?.id === w.id), now))
       for (const t of list) ctx.out(taskLine(t, now, open.find((q) => q.taskId === t.id)))
+      const spent = [...s.tasks.values()].reduce((u, t) => addUsage(u, t.usage ?? NO_USAGE), NO_USAGE)
+      if (spent.turns) ctx.out(`All background work so far: ${usageLine(spent)}`)
       return undefined
     },
   },
@@ -301,11 +307,28 @@ const commands: Record<string, Command> = {
     },
   },
   cancel: {
-    summary: "Cancel a background task or team run and everything it started: nso cancel <task or run id>",
-    usage: "nso cancel <task or run id> [--json]",
-    async run(ctx, { positionals }) {
+    summary: "Cancel a background task or team run and everything it started: nso cancel <task or run id>; nso cancel --all stops everything",
+    usage: "nso cancel <task or run id> | --all [--session <id>] [--json]",
+    options: {
+      all: { type: "boolean", description: "stop every running task and team run (of every session, or of --session's tree)" },
+      session: { type: "string", description: "with --all: only the work started from this OpenCode session" },
+    },
+    async run(ctx, { positionals, values }) {
       const [id] = positionals
-      if (!id) throw new UsageError("give the task or team run id, e.g. nso cancel tsk_abc123 or nso cancel wf_abc123 (see nso tasks)")
+      if (values.all) {
+        if (id) throw new UsageError(`--all stops everything; leave out "${id}" (or drop --all to cancel only it)`)
+        const { state: s } = await state(ctx)
+        const sid = values.session === undefined ? undefined : String(values.session)
+        const live = [...s.tasks.values()].filter((t) => !TERMINAL_TASK_STATUSES.has(t.status) && (!sid || rootSession(s.tasks, t) === sid))
+        if (!live.length) throw new UsageError(sid ? `nothing to stop: no task of session ${sid} is running (see nso tasks)` : "nothing to stop: no task is running (see nso tasks)")
+        await appendOne(ctx, { type: "task.cancel_all_requested", ...(sid ? { sessionId: sid } : {}), by: "user (cli)" })
+        const server = ctx.server()
+        if (ctx.json) return { all: true, sessionId: sid ?? null, tasks: live.map((t) => t.id), requested: true, serverRunning: server.running ?? null }
+        ctx.out(`Stopping all background work${sid ? ` of session ${sid}` : ""} (${live.length} task(s) running) recorded in the journal; ${afterAppend(server, "stops every task and team run, deepest first")}`)
+        return undefined
+      }
+      if (values.session !== undefined) throw new UsageError("--session goes with --all")
+      if (!id) throw new UsageError("give the task or team run id, e.g. nso cancel tsk_abc123 or nso cancel wf_abc123 (see nso tasks), or --all to stop everything")
       const { state: s } = await state(ctx)
       if (id.startsWith("wf_")) {
         const w = s.workflows.get(id)

@@ -11,6 +11,9 @@ export interface AgentInfo {
   /** Concurrency key: the agent's model, else "default". */
   key: string
   delegates: boolean
+  /** The profile's own budgets, over the `tasks` options. */
+  maxTurns?: number
+  maxTokens?: number
 }
 
 /**
@@ -37,7 +40,7 @@ export class AgentCatalogue {
   /** Agents background work can be delegated to (every profile that is not primary-only). */
   delegatable(): Map<string, AgentInfo> {
     const out = new Map<string, AgentInfo>()
-    for (const [name, p] of this.profiles) if (p.mode !== "primary") out.set(name, { key: this.modelOf(p) ?? "default", delegates: p.delegates })
+    for (const [name, p] of this.profiles) if (p.mode !== "primary") out.set(name, { key: this.modelOf(p) ?? "default", delegates: p.delegates, ...(p.max_turns ? { maxTurns: p.max_turns } : {}), ...(p.max_tokens ? { maxTokens: p.max_tokens } : {}) })
     return out
   }
 

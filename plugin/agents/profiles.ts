@@ -55,6 +55,8 @@ export const Profile = z
       .default([]),
     style: z.enum(["concise", "detailed", "technical"]).default("concise"),
     max_turns: z.number().int().positive().optional(),
+    /** Most tokens one task of this agent may spend (NSO stops it there; over `tasks.maxTokens`). */
+    max_tokens: z.number().int().positive().optional(),
     escalate_on_uncertainty: z.boolean().default(true),
     tags: z.array(z.string()).default([]),
   })

@@ -170,6 +170,7 @@ export function applyRecord(state: LiveState, rec: JournalRecord): LiveState {
     }
     case "workflow.requested":
     case "message.told":
+    case "task.cancel_all_requested":
     case "task.cancel_requested":
       // A request; the server that owns the task acts on it and journals the outcome.
       break

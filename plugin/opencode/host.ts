@@ -1,7 +1,7 @@
 import type { PluginInput } from "@opencode-ai/plugin"
 import type { Host, HostSession } from "../deps.js"
 import { promptTools } from "./permissions.js"
-import { ABORTED } from "./shapes.js"
+import { assistantError, type OpencodeError } from "./shapes.js"
 
 type Client = PluginInput["client"]
 
@@ -76,7 +76,7 @@ export function opencodeHost(client: Client, directory: string): Host {
       for (let i = msgs.length - 1; i >= 0; i--) {
         const m = msgs[i]!
         if (m.info.role !== "assistant") continue
-        const info = m.info as { time: { created: number; completed?: number }; error?: { name: string; data?: { message?: string } }; finish?: string }
+        const info = m.info as { time: { created: number; completed?: number }; error?: OpencodeError; finish?: string }
         const text = m.parts
           .filter((p): p is typeof p & { type: "text"; text: string } => p.type === "text" && !(p as { synthetic?: boolean }).synthetic)
           .map((p) => p.text)
@@ -86,9 +86,7 @@ export function opencodeHost(client: Client, directory: string): Host {
           completed: info.time.completed !== undefined || info.error !== undefined,
           text,
           createdAt: info.time.created,
-          ...(info.error
-            ? { error: { name: info.error.name, message: info.error.data?.message ?? info.error.name, aborted: info.error.name === ABORTED } }
-            : {}),
+          ...(info.error ? { error: assistantError(info.error) } : {}),
         }
       }
       return undefined

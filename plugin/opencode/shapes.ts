@@ -10,6 +10,33 @@ import type { ToolEffect } from "../agents/profiles.js"
 /** The error OpenCode reports when a reply is stopped (abort, Esc, quitting). */
 export const ABORTED = "MessageAbortedError"
 
+/** An error on an OpenCode assistant message or `session.error`, as OpenCode serialises it. */
+export interface OpencodeError {
+  name?: string
+  data?: { message?: string; statusCode?: number; isRetryable?: boolean }
+}
+
+/** Network failures a retry may get past (connection reset or refused, a stream cut off, a timeout). */
+const NETWORK = /\b(ECONNRESET|ECONNREFUSED|ETIMEDOUT|EPIPE|EAI_AGAIN|socket hang up|terminated|fetch failed|network|connection (?:reset|refused|closed|error)|timed? ?out|other side closed|premature close|Cannot connect to API)\b/i
+
+/**
+ * OpenCode's error → what NSO's core needs: a name and message for people, whether it was a stop
+ * (abort), and whether it is transient — a provider error (5xx), a rate limit (429), a request
+ * timeout (408), or the network. OpenCode retries some of these itself before it reports them;
+ * a failure it reports after that may still pass a little later. Never transient: auth, context
+ * or output length, and anything the model itself said.
+ */
+export function assistantError(err: OpencodeError): { name: string; message: string; aborted: boolean; transient: boolean } {
+  const name = err.name ?? "Error"
+  const message = err.data?.message ?? err.name ?? "unknown error"
+  const status = err.data?.statusCode
+  const transient =
+    name === "APIError"
+      ? err.data?.isRetryable === true || (status !== undefined && (status >= 500 || status === 429 || status === 408)) || NETWORK.test(message)
+      : name === "UnknownError" && NETWORK.test(message)
+  return { name, message, aborted: name === ABORTED, transient }
+}
+
 /** NSO's tools for agents that delegate (the Oracle, coordinators). */
 export const ORACLE_TOOLS = ["delegate", "tasks", "answer", "project_context"] as const
 /**

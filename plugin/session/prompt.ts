@@ -17,6 +17,8 @@ export interface PromptSources {
   openQuestions(): Question[]
   /** A background agent's board digest (messaging), if its workflow board has posts. */
   boardDigest?(sessionId: string): string | undefined
+  /** A one-time line for this session's next turn (the user stopped a reply while work ran on). */
+  reminder?(sessionId: string): string | undefined
 }
 
 /**
@@ -36,6 +38,8 @@ export class PromptAdditions {
     }
     const board = this.src.boardDigest?.(sessionId)
     if (board) out.push(board)
+    const reminder = this.src.reminder?.(sessionId)
+    if (reminder) out.push(reminder)
     const s = this.src.suggestion(sessionId)
     if (s) out.push(`NSO intent monitor: the user's last message matches the "${s.rule}" rule; the ${s.agent} agent may suit it.`)
     return out

@@ -1,5 +1,6 @@
 import { TERMINAL_PHASES, TERMINAL_TASK_STATUSES, type Envelope, type Question, type Task, type Workflow } from "../protocol.js"
 import { runLine, taskLine } from "./format.js"
+import { addUsage, NO_USAGE, usageLine } from "./usage.js"
 import { rootSession, type TaskTable } from "./tree.js"
 
 /**
@@ -41,6 +42,8 @@ export function boardText(input: {
     for (const w of runs.filter((r) => !TERMINAL_PHASES.has(r.phase)).concat(runs.filter((r) => TERMINAL_PHASES.has(r.phase)).slice(-(input.recentDone ?? 5))))
       lines.push(`- ${runLine(w, all.filter((t) => t.workflow?.id === w.id), input.now)}`)
     for (const t of [...live, ...done]) lines.push(`- ${taskLine(t, input.now, open.find((q) => q.taskId === t.id))}`)
+    const spent = all.reduce((u, t) => addUsage(u, t.usage ?? NO_USAGE), NO_USAGE)
+    if (spent.turns) lines.push(`  background work spent: ${usageLine(spent)}`)
     const held = input.pending(sid)
     if (held.length) lines.push(`  ${held.length} message(s) held until you pause`)
   }

@@ -8,6 +8,8 @@ import type { TaskStatus } from "../protocol.js"
  */
 export class ReplyTracker {
   private replies = new Map<string, { messageId: string; outcome: AssistantOutcome; parts: Map<string, string> }>()
+  /** The newest non-empty text each session's agent wrote: a stopped task's partial result. */
+  private lastSaid = new Map<string, string>()
 
   /** An assistant message was created or changed. Older messages never replace a newer one. */
   observeAssistant(sessionId: string, messageId: string, outcome: Omit<AssistantOutcome, "text">): void {
@@ -26,6 +28,12 @@ export class ReplyTracker {
     if (!r || r.messageId !== messageId) return
     r.parts.set(partId, text)
     r.outcome.text = [...r.parts.values()].join("\n").trim()
+    if (r.outcome.text) this.lastSaid.set(sessionId, r.outcome.text)
+  }
+
+  /** What the agent last wrote, finished or not. */
+  said(sessionId: string): string | undefined {
+    return this.lastSaid.get(sessionId)
   }
 
   /** The latest reply, if events showed it finished. */
@@ -35,6 +43,12 @@ export class ReplyTracker {
   }
 
   forget(sessionId: string): void {
+    this.replies.delete(sessionId)
+    this.lastSaid.delete(sessionId)
+  }
+
+  /** Drops the session's latest reply (a retry begins a new one), keeping what the agent said. */
+  restart(sessionId: string): void {
     this.replies.delete(sessionId)
   }
 }

@@ -2,7 +2,7 @@ import { join } from "node:path"
 import type { AssistantOutcome, Deps } from "../deps.js"
 import type { LiveState } from "../journal/state.js"
 import type { TaskOptions } from "../options.js"
-import { IdPrefix, TERMINAL_TASK_STATUSES, type Envelope, type JournalEvent, type Task, type TaskStatus, type TaskWorkflow } from "../protocol.js"
+import { IdPrefix, TERMINAL_TASK_STATUSES, type Envelope, type JournalEvent, type Task, type TaskStatus, type TaskUsage, type TaskWorkflow } from "../protocol.js"
 import type { AgentInfo } from "../agents/catalogue.js"
 import type { Outgoing } from "../router/outbox.js"
 import { ReplyTracker, verdict } from "./completion.js"
@@ -10,6 +10,7 @@ import { recoveryFor } from "./recovery.js"
 import { ScopeLocks } from "./scope.js"
 import { Slots, type Lease } from "./slots.js"
 import { descendants, tree } from "./tree.js"
+import { addUsage, NO_USAGE, totalTokens, usageLine } from "./usage.js"
 import { Watchdog } from "./watchdog.js"
 
 /**
@@ -61,8 +62,10 @@ export interface DelegateInput {
   acceptPartial?: boolean
   /** Wall-clock limit for this task, in ms. */
   timeoutMs?: number
-  /** Most model turns this task may take. */
+  /** Most model turns this task may take; only lowers what the options and profile allow. */
   maxTurns?: number
+  /** Most tokens this task's own turns may spend; only lowers what the options and profile allow. */
+  maxTokens?: number
   /** The task's place in a team run. */
   workflow?: TaskWorkflow
 }
@@ -81,8 +84,15 @@ export class TaskManager {
   /** Per team run with a `max_parallel`: its own small pool of slots, held from launch to end. */
   private readonly groups = new Map<string, Slots>()
   private groupLeases = new Map<string, Lease>()
-  /** Model turns seen per task session: the last assistant message id and how many there were. */
-  private turns = new Map<string, { last: string; count: number }>()
+  /**
+   * Assistant messages seen per task in this process, with their usage; `base` is what the journal
+   * held when this process first saw the task turn (the turns before a restart).
+   */
+  private spend = new Map<string, { base: TaskUsage; messages: Map<string, TaskUsage> }>()
+  /** Tasks between a transient failure and their retry's first new reply. `sentAt`: when the retry prompt went out. */
+  private retrying = new Map<string, { timer?: ReturnType<Deps["timers"]["setTimeout"]>; sentAt?: number }>()
+  /** Tasks whose end a caller waits for in its tool call (`delegate` with wait): their result is returned there, not posted. */
+  private inline = new Set<string>()
   private readonly scopes = new ScopeLocks()
   private readonly replies = new ReplyTracker()
   private readonly watchdog: Watchdog
@@ -174,6 +184,9 @@ export class TaskManager {
         throw new TaskError(`depends_on "${d}" already ended ${dep.status}; it will produce no result to hand over.`)
     }
     const now = this.deps.clock.now()
+    const info = agents.get(input.agent)
+    const maxTurns = lower(input.maxTurns, info?.maxTurns ?? (this.opts.maxTurns || undefined))
+    const maxTokens = lower(input.maxTokens, info?.maxTokens ?? (this.opts.maxTokens || undefined))
     const task: Task = {
       id: this.deps.ids.id(IdPrefix.task),
       agent: input.agent,
@@ -188,7 +201,8 @@ export class TaskManager {
       dependsOn,
       ...(input.acceptPartial ? { acceptPartial: true } : {}),
       ...(input.timeoutMs ? { timeoutMs: input.timeoutMs } : {}),
-      ...(input.maxTurns ? { maxTurns: input.maxTurns } : {}),
+      ...(maxTurns ? { maxTurns } : {}),
+      ...(maxTokens ? { maxTokens } : {}),
       ...(input.workflow ? { workflow: input.workflow } : {}),
       createdAt: now,
       updatedAt: now,
@@ -307,25 +321,39 @@ export class TaskManager {
     await this.deps.fs.writeFile(join(dir, "context.md"), lines.join("\n"))
   }
 
-  private async update(id: string, patch: Partial<Pick<Task, "status" | "sessionId" | "lastActivityAt" | "result" | "error">>): Promise<void> {
+  private async update(id: string, patch: Partial<Pick<Task, "status" | "sessionId" | "lastActivityAt" | "result" | "error" | "usage" | "retries">>): Promise<void> {
     await this.ports.write({ type: "task.updated", id, patch })
   }
 
   // ----- completion ---------------------------------------------------------------------------
 
-  /** An assistant message of a task's session was created or changed (from events). */
-  observeAssistant(sessionId: string, messageId: string, outcome: Omit<AssistantOutcome, "text">): void {
+  /**
+   * An assistant message of a task's session was created or changed (from events), with its
+   * usage so far. Counts the task's turns and tokens, journals them when a message completes,
+   * and stops the task at its budget.
+   */
+  observeAssistant(sessionId: string, messageId: string, outcome: Omit<AssistantOutcome, "text">, usage?: Omit<TaskUsage, "turns">): void {
     const id = this.bySession.get(sessionId)
     if (!id) return
     this.replies.observeAssistant(sessionId, messageId, outcome)
     const task = this.get(id)
-    if (!task?.maxTurns || !isLive(task.status)) return
-    const seen = this.turns.get(id)
-    if (seen?.last === messageId) return
-    const count = (seen?.count ?? 0) + 1
-    this.turns.set(id, { last: messageId, count })
-    if (count > task.maxTurns)
-      void this.stop(id, `it reached its limit of ${task.maxTurns} model turns`).catch((err) => this.deps.log.log("error", "stopping a task over its turn limit failed", { id, error: String(err) }))
+    if (!task || !isLive(task.status)) return
+    const r = this.retrying.get(id)
+    // The retry's reply has begun: from now on, an idle or an error is about the retried work.
+    if (r?.sentAt !== undefined && outcome.createdAt >= r.sentAt) this.retrying.delete(id)
+    let s = this.spend.get(id)
+    if (!s) this.spend.set(id, (s = { base: task.usage ?? NO_USAGE, messages: new Map() }))
+    const fresh = !s.messages.has(messageId)
+    s.messages.set(messageId, { ...(usage ?? s.messages.get(messageId) ?? NO_USAGE), turns: 1 })
+    const total = [...s.messages.values()].reduce(addUsage, s.base)
+    if (fresh && task.maxTurns && total.turns > task.maxTurns) return this.overBudget(id, `it reached its limit of ${task.maxTurns} model turns`)
+    if (!outcome.completed) return
+    if (!sameUsage(total, task.usage)) void this.update(id, { usage: total }).catch((err) => this.deps.log.log("warn", "recording a task's usage failed", { id, error: String(err) }))
+    if (task.maxTokens && totalTokens(total) >= task.maxTokens) this.overBudget(id, `it used ${totalTokens(total).toLocaleString("en-US")} tokens, at its budget of ${task.maxTokens.toLocaleString("en-US")}`)
+  }
+
+  private overBudget(id: string, reason: string): void {
+    void this.stop(id, reason).catch((err) => this.deps.log.log("error", "stopping a task at its budget failed", { id, error: String(err) }))
   }
 
   /** A text part of a task's session changed (from events); synthetic parts are not the agent's words. */
@@ -336,7 +364,7 @@ export class TaskManager {
   /** The child went idle (or the sweep found it idle): confirm against its last message. */
   async onIdle(sessionId: string): Promise<void> {
     const task = this.bySessionId(sessionId)
-    if (!task || !isLive(task.status) || task.status === "waiting_for_answer" || this.interrupted.has(task.id) || this.confirming.has(task.id)) return
+    if (!task || !isLive(task.status) || task.status === "waiting_for_answer" || this.interrupted.has(task.id) || this.confirming.has(task.id) || this.retrying.has(task.id)) return
     // Work it handed on is not finished, or results for it wait in the buffer: it is not done.
     // It does no model work while it waits, so its slot goes to the tasks it waits for.
     if (this.awaitsOwn(task)) return this.releaseSlot(task.id)
@@ -344,7 +372,7 @@ export class TaskManager {
     try {
       const last = this.replies.finished(sessionId) ?? (await this.deps.host.lastAssistant(sessionId))
       const t = this.get(task.id)!
-      if (!isLive(t.status) || t.status === "waiting_for_answer" || this.interrupted.has(t.id) || !last?.completed || this.awaitsOwn(t)) return
+      if (!isLive(t.status) || t.status === "waiting_for_answer" || this.interrupted.has(t.id) || this.retrying.has(t.id) || !last?.completed || this.awaitsOwn(t)) return
       const v = verdict(last)
       if (v.status === "cancelled") {
         // NSO's own cancel finishes the task before it aborts the session, so an abort seen
@@ -354,6 +382,7 @@ export class TaskManager {
         await this.ports.onInterrupted(this.get(t.id)!, "stopped")
         return
       }
+      if (v.status === "failed") return await this.failed(t.id, v.error!, last.error?.transient === true)
       await this.finish(t.id, v.status, v)
     } finally {
       this.confirming.delete(task.id)
@@ -365,11 +394,54 @@ export class TaskManager {
     return !!t.sessionId && (this.running(t.sessionId) > 0 || this.ports.awaiting(t.sessionId) > 0)
   }
 
-  async onError(sessionId: string, error: { name: string; message: string; aborted: boolean }): Promise<void> {
+  async onError(sessionId: string, error: { name: string; message: string; aborted: boolean; transient?: boolean }): Promise<void> {
     const task = this.bySessionId(sessionId)
     if (!task || !isLive(task.status)) return
     if (error.aborted) return // an abort ends the task through its idle event, or through cancel
-    await this.finish(task.id, "failed", { error: `${error.name}: ${error.message}` })
+    await this.failed(task.id, `${error.name}: ${error.message}`, error.transient === true)
+  }
+
+  /**
+   * The task's model work failed. A transient failure (provider, rate limit, network) is retried
+   * after a backoff while `tasks.retry.attempts` allows, in the same session (the agent keeps its
+   * work so far); anything else, or the last attempt, fails the task. Each retry is journaled on
+   * the task (`retries`).
+   */
+  private async failed(id: string, error: string, transient: boolean): Promise<void> {
+    const t = this.get(id)
+    if (!t || !isLive(t.status) || this.retrying.has(id)) return
+    const done = t.retries?.length ?? 0
+    const { attempts, backoffMs, maxBackoffMs } = this.opts.retry
+    if (!transient || done >= attempts || !t.sessionId)
+      return this.finish(id, "failed", { error: done ? `${error} (after ${done} automatic retr${done === 1 ? "y" : "ies"})` : error })
+    const delayMs = Math.min(backoffMs * 2 ** done, maxBackoffMs)
+    const entry = { timer: undefined as ReturnType<Deps["timers"]["setTimeout"]> | undefined }
+    this.retrying.set(id, entry)
+    // Waiting gives the model slot back, as waiting for the user does.
+    this.releaseSlot(id)
+    await this.update(id, { retries: [...(t.retries ?? []), { at: this.deps.clock.now(), reason: error, delayMs }], lastActivityAt: this.deps.clock.now() })
+    this.deps.log.log("warn", "a task failed for a transient reason; retrying", { id, attempt: done + 1, of: attempts, delayMs, error })
+    if (this.retrying.get(id) !== entry) return // cancelled meanwhile
+    entry.timer = this.deps.timers.setTimeout(
+      () => void this.retry(id, error, done + 1).catch((err) => this.finish(id, "failed", { error: `${error}; the retry could not start: ${String(err)}` })),
+      delayMs,
+    )
+  }
+
+  private async retry(id: string, error: string, attempt: number): Promise<void> {
+    const t = this.get(id)
+    if (!t?.sessionId || !isLive(t.status) || !this.retrying.has(id)) return
+    await this.takeSlot(t)
+    if (!isLive(this.get(id)!.status) || !this.retrying.has(id)) return this.releaseSlot(id)
+    this.replies.restart(t.sessionId)
+    this.watchdog.touch(id)
+    this.retrying.set(id, { sentAt: this.deps.clock.now() })
+    await this.deps.host.prompt(t.sessionId, {
+      agent: t.agent,
+      text: `[NSO · system] Your last step failed for a reason outside your work (${error}). Automatic retry ${attempt} of ${this.opts.retry.attempts}: continue your task where you left off; your earlier messages are above.`,
+      delegates: this.ports.agents().get(t.agent)?.delegates ?? false,
+      meta: { source: "system", from: "nso", kind: "status", ids: [id] },
+    })
   }
 
   /** Any sign of life from a task's session (message parts, tool calls). */
@@ -418,7 +490,10 @@ export class TaskManager {
     // The model work is over: the next task may start while the end is being written.
     this.releaseSlot(id)
     this.releaseGroup(id)
-    this.turns.delete(id)
+    this.spend.delete(id)
+    const r = this.retrying.get(id)
+    if (r?.timer) this.deps.timers.clearTimeout(r.timer)
+    this.retrying.delete(id)
     this.watchdog.unwatch(id)
     this.scopes.release(id)
     this.interrupted.delete(id)
@@ -432,8 +507,11 @@ export class TaskManager {
     if (status === "failed")
       for (const d of descendants(this.ports.state.tasks, id).filter((x) => !TERMINAL_TASK_STATUSES.has(x.status)).sort((a, b) => b.depth - a.depth))
         await this.cancel(d.id, `the task that started it (${t.agent}: ${t.title}) failed`, { tell: false }).catch((err) => this.deps.log.log("warn", "could not stop a failed task's sub-task", { id: d.id, error: String(err) }))
-    // The canceller reports a cancel; a team run reports its own members' ends as one result.
-    if (status === "cancelled" || t.workflow?.report === "workflow") return void (await updated)
+    // The canceller reports a cancel; a team run reports its own members' ends as one result;
+    // a caller waiting in its tool call gets the result there.
+    if (status === "cancelled" || t.workflow?.report === "workflow" || this.inline.has(id)) return void (await updated)
+    const spent = done.usage ? `\n\n(${usageLine(done.usage)}${done.retries?.length ? ` · ${done.retries.length} automatic retr${done.retries.length === 1 ? "y" : "ies"}` : ""})` : ""
+    const partial = status === "failed" && out.result ? `\n\nPartial result (what it had written so far):\n${out.result}` : ""
     // One group commit for the end and its report.
     await Promise.all([
       updated,
@@ -443,9 +521,38 @@ export class TaskManager {
         to: "oracle",
         kind: status === "completed" ? "completion" : "failure",
         taskId: t.id,
-        text: status === "completed" ? (out.result ?? "") : `Task "${t.title}" failed: ${out.error}`,
+        text: status === "completed" ? `${out.result ?? ""}${spent}` : `Task "${t.title}" failed: ${out.error}${partial}${spent}`,
       }),
     ])
+  }
+
+  /**
+   * A caller will take this task's result in its own tool call (delegate with wait): while it
+   * waits, the result is not also posted. `release` hands reporting back (the wait timed out or
+   * was aborted); a task that ended meanwhile is reported then.
+   */
+  claimResult(id: string): { release(): Promise<void> } {
+    this.inline.add(id)
+    return {
+      release: async () => {
+        if (!this.inline.delete(id)) return
+        const t = this.get(id)
+        if (t && (t.status === "completed" || t.status === "failed") && t.workflow?.report !== "workflow")
+          await this.ports.post({
+            source: "agent",
+            from: t.agent,
+            to: "oracle",
+            kind: t.status === "completed" ? "completion" : "failure",
+            taskId: t.id,
+            text: t.status === "completed" ? (t.result ?? "") : `Task "${t.title}" failed: ${t.error}`,
+          })
+      },
+    }
+  }
+
+  /** The caller got the result in its tool call: nothing is left to report. */
+  resultTaken(id: string): void {
+    this.inline.delete(id)
   }
 
   // ----- cancel -------------------------------------------------------------------------------
@@ -489,7 +596,8 @@ export class TaskManager {
     if (!t || TERMINAL_TASK_STATUSES.has(t.status)) return
     for (const d of descendants(this.ports.state.tasks, id).filter((x) => !TERMINAL_TASK_STATUSES.has(x.status)).sort((a, b) => b.depth - a.depth))
       await this.cancel(d.id, `the task that started it stopped: ${reason}`, { tell: false })
-    await this.finish(id, "failed", { error: `stopped: ${reason}` })
+    const partial = t.sessionId ? this.replies.said(t.sessionId) : undefined
+    await this.finish(id, "failed", { error: `stopped: ${reason}`, ...(partial ? { result: partial } : {}) })
     if (t.sessionId) await this.deps.host.abort(t.sessionId).catch((err) => this.deps.log.log("warn", "abort failed", { id, error: String(err) }))
   }
 
@@ -603,3 +711,9 @@ export class TaskManager {
 }
 
 const isLive = (s: TaskStatus) => s === "running" || s === "waiting_for_answer" || s === "stalled"
+
+/** A limit asked for in a call may lower the configured one, never raise it. */
+const lower = (asked: number | undefined, configured: number | undefined) => (asked && configured ? Math.min(asked, configured) : (asked ?? configured))
+
+const sameUsage = (a: TaskUsage, b: TaskUsage | undefined) =>
+  !!b && a.turns === b.turns && a.input === b.input && a.output === b.output && a.reasoning === b.reasoning && a.cacheRead === b.cacheRead && a.cacheWrite === b.cacheWrite && a.cost === b.cost

@@ -53,6 +53,15 @@ export function commandHook(rt: Runtime): CommandHook {
       const gone = await rt.runs.cancel(id, "cancelled by the user (/nso-cancel)", { tell: false })
       await show(input.sessionID, gone.length ? `Cancelled team run ${id} (${run!.team}): ${gone.map((t) => `${t.id} (${t.agent})`).join(", ")}.` : `Team run ${id} had already ended (${run!.phase}).`)
     }
+    if (input.command === "nso-cancel-all" || (input.command === "nso-cancel" && input.arguments.trim() === "all")) {
+      const { tasks, runs } = await rt.cancelAll(input.sessionID, `cancelled by the user (/${input.command}${input.arguments.trim() ? ` ${input.arguments.trim()}` : ""})`)
+      await show(
+        input.sessionID,
+        tasks.length || runs.length
+          ? `Stopped all background work of this session: ${runs.length ? `team run(s) ${runs.join(", ")}; ` : ""}${tasks.length} task(s) — ${tasks.map((t) => `${t.id} (${t.agent}: ${t.title})`).join(", ")}.`
+          : "Nothing to stop: no background work of this session is running.",
+      )
+    }
     if (input.command === "nso-cancel") {
       const arg = input.arguments.trim()
       const targets =

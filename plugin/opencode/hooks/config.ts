@@ -19,6 +19,10 @@ export const COMMANDS = {
     description: "NSO: cancel a background task or team run and all it started — /nso-cancel <task or run id> | all (no model turn)",
     template: "$ARGUMENTS",
   },
+  "nso-cancel-all": {
+    description: "NSO: stop all background work of this session — every task and team run it started (no model turn)",
+    template: "$ARGUMENTS",
+  },
   tell: {
     description: "NSO: tell a running background task (or every member of a team run) something — /tell <task or run id> <text> (no model turn)",
     template: "$ARGUMENTS",

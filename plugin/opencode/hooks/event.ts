@@ -1,6 +1,6 @@
 import type { Hooks } from "@opencode-ai/plugin"
 import type { Runtime } from "../../runtime.js"
-import { ABORTED } from "../shapes.js"
+import { assistantError, type OpencodeError } from "../shapes.js"
 
 type EventHook = NonNullable<Hooks["event"]>
 
@@ -32,9 +32,12 @@ export function eventHook(rt: Runtime): EventHook {
         break
       case "session.error": {
         const sid = event.properties.sessionID
-        const err = event.properties.error as { name?: string; data?: { message?: string } } | undefined
-        if (sid && err)
-          detach("session.error", rt.tasks.onError(sid, { name: err.name ?? "Error", message: err.data?.message ?? err.name ?? "unknown error", aborted: err.name === ABORTED }))
+        const err = event.properties.error as OpencodeError | undefined
+        if (sid && err) {
+          const e = assistantError(err)
+          detach("session.error", rt.tasks.onError(sid, e))
+          if (e.aborted) rt.replyStopped(sid)
+        }
         break
       }
       case "message.part.updated": {
@@ -48,13 +51,19 @@ export function eventHook(rt: Runtime): EventHook {
         rt.tasks.touch(info.sessionID)
         if (info.role === "assistant") {
           const t = info.tokens
-          if (t) rt.telemetry.usage(info.sessionID, info.id, { input: t.input ?? 0, output: t.output ?? 0, reasoning: t.reasoning ?? 0, cacheRead: t.cache?.read ?? 0, cacheWrite: t.cache?.write ?? 0, cost: info.cost ?? 0 }, info.providerID && info.modelID ? `${info.providerID}/${info.modelID}` : undefined)
-          const err = info.error as { name: string; data?: { message?: string } } | undefined
-          rt.tasks.observeAssistant(info.sessionID, info.id, {
-            completed: info.time.completed !== undefined || err !== undefined,
-            createdAt: info.time.created,
-            ...(err ? { error: { name: err.name, message: err.data?.message ?? err.name, aborted: err.name === ABORTED } } : {}),
-          })
+          const usage = t && { input: t.input ?? 0, output: t.output ?? 0, reasoning: t.reasoning ?? 0, cacheRead: t.cache?.read ?? 0, cacheWrite: t.cache?.write ?? 0, cost: info.cost ?? 0 }
+          if (usage) rt.telemetry.usage(info.sessionID, info.id, usage, info.providerID && info.modelID ? `${info.providerID}/${info.modelID}` : undefined)
+          const err = info.error as OpencodeError | undefined
+          rt.tasks.observeAssistant(
+            info.sessionID,
+            info.id,
+            {
+              completed: info.time.completed !== undefined || err !== undefined,
+              createdAt: info.time.created,
+              ...(err ? { error: assistantError(err) } : {}),
+            },
+            usage,
+          )
         }
         break
       }

@@ -1,6 +1,11 @@
 import { tool } from "@opencode-ai/plugin"
 import type { Runtime } from "../../runtime.js"
-import { defineTool } from "./define.js"
+import type { ToolResult } from "@opencode-ai/plugin"
+import { TERMINAL_TASK_STATUSES, type Task } from "../../protocol.js"
+import { TaskError } from "../../tasks/manager.js"
+import { usageLine } from "../../tasks/usage.js"
+import { defineTool, type Call } from "./define.js"
+import { endedWithin } from "./wait.js"
 
 const z = tool.schema
 
@@ -31,8 +36,13 @@ export function delegateTool(rt: Runtime) {
       priority: z.enum(["low", "medium", "high"]).optional(),
       scope: z.array(z.string()).optional().describe("Writable path globs"),
       depends_on: z.array(z.string()).optional().describe("Task ids to finish first"),
+      wait: z.boolean().optional().describe("Return the result here"),
+      max_tokens: z.number().optional(),
+      max_turns: z.number().optional(),
     },
     async run(args, call) {
+      for (const k of ["max_tokens", "max_turns"] as const)
+        if (args[k] !== undefined && !(Number.isInteger(args[k]) && args[k]! > 0)) throw new TaskError(`${k} must be a positive whole number; got ${args[k]}. Leave it out to use the configured limit.`)
       const d = await rt.runs.delegate(
         {
           parentSessionId: call.sessionId,
@@ -42,6 +52,8 @@ export function delegateTool(rt: Runtime) {
           priority: args.priority,
           scope: args.scope,
           dependsOn: args.depends_on,
+          ...(args.max_tokens ? { maxTokens: args.max_tokens } : {}),
+          ...(args.max_turns ? { maxTurns: args.max_turns } : {}),
         },
         call.agent,
       )
@@ -58,6 +70,7 @@ export function delegateTool(rt: Runtime) {
         }
       }
       const t = d.task
+      if (args.wait ?? rt.options.tasks.mode === "sync") return waitFor(rt, t, call)
       const chosen = d.chosen ? ` Chose ${d.chosen.agent}: ${d.chosen.why}.` : ""
       // The new task joins the queue on the next tick: these counts are what is ahead of it.
       const full = rt.tasks.busySlots(t.agent) >= rt.options.tasks.concurrency
@@ -76,4 +89,24 @@ export function delegateTool(rt: Runtime) {
       }
     },
   })
+}
+
+/**
+ * The synchronous fallback (`wait: true`, or `tasks.mode: sync`): the call returns the task's
+ * result itself, and the result is not delivered a second time. Bounded by `tasks.syncWaitMs`:
+ * past it, or if the user stops the reply, the task goes on in the background as usual.
+ */
+async function waitFor(rt: Runtime, task: Task, call: Call): Promise<ToolResult> {
+  const claim = rt.tasks.claimResult(task.id)
+  const title = `${task.agent}: ${task.title} · ${task.id} · waiting for its result`
+  call.show(title, { taskId: task.id })
+  const t = await endedWithin(rt, task.id, rt.options.tasks.syncWaitMs, call.signal)
+  if (!TERMINAL_TASK_STATUSES.has(t.status)) {
+    await claim.release()
+    return { title: `${task.agent}: ${task.title} · ${task.id} · in the background`, output: `Task ${t.id} (${t.agent}) is still ${t.status} after ${Math.round(rt.options.tasks.syncWaitMs / 1000)} s of waiting${call.signal.aborted ? " (the reply was stopped)" : ""}; it goes on in the background and its result will arrive as an [NSO · ${t.agent} · task ${t.id}] message.`, metadata: { taskId: t.id, status: t.status } }
+  }
+  rt.tasks.resultTaken(t.id)
+  const spent = t.usage ? `\n\n(${usageLine(t.usage)})` : ""
+  const output = t.status === "completed" ? `Task ${t.id} (${t.agent}: "${t.title}") completed.\n\n${t.result ?? ""}${spent}` : `Task ${t.id} (${t.agent}: "${t.title}") ended ${t.status}: ${t.error ?? "no details"}${t.result ? `\n\nPartial result:\n${t.result}` : ""}${spent}`
+  return { title: `${task.agent}: ${task.title} · ${task.id} · ${t.status}`, output, metadata: { taskId: t.id, status: t.status } }
 }

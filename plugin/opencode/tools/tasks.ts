@@ -2,8 +2,10 @@ import { tool } from "@opencode-ai/plugin"
 import { TERMINAL_PHASES, TERMINAL_TASK_STATUSES, type Task } from "../../protocol.js"
 import type { Runtime } from "../../runtime.js"
 import { runLine, taskLine } from "../../tasks/format.js"
+import { rolledUp, sessionUsage, usageLine } from "../../tasks/usage.js"
 import { TaskError } from "../../tasks/manager.js"
 import { defineTool } from "./define.js"
+import { endedWithin } from "./wait.js"
 
 const z = tool.schema
 
@@ -51,7 +53,8 @@ function board(rt: Runtime, sessionId: string): string {
   if (!list.length) return "No background tasks in this session."
   const active = list.filter((t) => !TERMINAL_TASK_STATUSES.has(t.status)).length
   const runs = [...rt.state.workflows.values()].filter((w) => w.parentSessionId === sessionId).map((w) => runLine(w, rt.runs.tasksOf(w.id), now))
-  return `${list.length} task(s), ${active} active:\n${[...runs, ...list.map((t) => taskLine(t, now, open.find((q) => q.taskId === t.id)))].join("\n")}`
+  const spent = sessionUsage(rt.state.tasks, sessionId)
+  return `${list.length} task(s), ${active} active:\n${[...runs, ...list.map((t) => taskLine(t, now, open.find((q) => q.taskId === t.id)))].join("\n")}${spent.turns ? `\nAll background work of this session: ${usageLine(spent)}` : ""}`
 }
 
 /** A team run: its line, its members, and its result once it ended; or cancel it. */
@@ -71,22 +74,13 @@ async function runView(rt: Runtime, id: string, cancel: boolean): Promise<string
 }
 
 function result(rt: Runtime, t: Task): string {
-  if (t.status === "completed") return `Task ${t.id} (${t.agent}: "${t.title}") completed.\n\n${t.result ?? ""}`
-  if (TERMINAL_TASK_STATUSES.has(t.status)) return `Task ${t.id} ended ${t.status}: ${t.error ?? "no details"}`
+  const own = t.usage ? `\nIts own turns: ${usageLine(t.usage)}` : ""
+  const all = rolledUp(rt.state.tasks, t.id)
+  const withSubs = all.turns !== (t.usage?.turns ?? 0) ? `\nWith the tasks it started: ${usageLine(all)}` : ""
+  const retries = (t.retries ?? []).map((r, i) => `\nAutomatic retry ${i + 1} (after ${Math.round(r.delayMs / 1000)} s): ${r.reason}`).join("")
+  const facts = `${own}${withSubs}${retries}`
+  if (t.status === "completed") return `Task ${t.id} (${t.agent}: "${t.title}") completed.${facts}\n\n${t.result ?? ""}`
+  if (TERMINAL_TASK_STATUSES.has(t.status)) return `Task ${t.id} ended ${t.status}: ${t.error ?? "no details"}${facts}${t.result ? `\n\nPartial result:\n${t.result}` : ""}`
   const q = rt.questions.open().find((x) => x.taskId === t.id)
-  return `Task ${t.id} is ${t.status}${q ? ` (waiting for an answer to question ${q.id}: ${q.text})` : ""}. No result yet; it will arrive as an [NSO] message.`
-}
-
-/** The task once it ends, or as it is after `ms` (injected clock) or when the call is aborted. */
-async function endedWithin(rt: Runtime, id: string, ms: number, signal: AbortSignal): Promise<Task> {
-  let timer: ReturnType<typeof rt.deps.timers.setTimeout> | undefined
-  let onAbort: (() => void) | undefined
-  try {
-    const timeout = new Promise<undefined>((r) => (timer = rt.deps.timers.setTimeout(() => r(undefined), ms)))
-    const aborted = new Promise<undefined>((r) => signal.addEventListener("abort", (onAbort = () => r(undefined)), { once: true }))
-    return (await Promise.race([rt.tasks.ended(id), timeout, aborted])) ?? rt.tasks.get(id)!
-  } finally {
-    if (timer) rt.deps.timers.clearTimeout(timer)
-    if (onAbort) signal.removeEventListener("abort", onAbort)
-  }
+  return `Task ${t.id} is ${t.status}${q ? ` (waiting for an answer to question ${q.id}: ${q.text})` : ""}. No result yet; it will arrive as an [NSO] message.${facts}`
 }
