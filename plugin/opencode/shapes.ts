@@ -16,24 +16,32 @@ export interface OpencodeError {
   data?: { message?: string; statusCode?: number; isRetryable?: boolean }
 }
 
-/** Network failures a retry may get past (connection reset or refused, a stream cut off, a timeout). */
-const NETWORK = /\b(ECONNRESET|ECONNREFUSED|ETIMEDOUT|EPIPE|EAI_AGAIN|socket hang up|terminated|fetch failed|network|connection (?:reset|refused|closed|error)|timed? ?out|other side closed|premature close|Cannot connect to API)\b/i
+/**
+ * Failures a later attempt may get past: rate limits and quotas that refill, an overloaded or
+ * failing provider, the network. The same families OpenCode itself retries (five times, within
+ * about a minute) before it reports the failure; NSO's retry is the slower second layer.
+ */
+const PASSING = new RegExp(
+  [
+    "\\b(408|429|5\\d\\d)\\b",
+    "rate[ _-]?limit|too many requests|too_many_requests|quota|exhausted",
+    "overloaded|unavailable|internal[ _-]?(server[ _-])?error|server[ _-]error|provider[ _-]returned[ _-]error|bad gateway|gateway time",
+    "terminated|fetch failed|failed to fetch|network|connection (reset|refused|lost|closed|error)|socket hang up|reset before headers|getaddrinfo|econnreset|econnrefused|etimedout|eai_again|epipe|timed? ?out|upstream",
+  ].join("|"),
+  "i",
+)
 
 /**
  * OpenCode's error → what NSO's core needs: a name and message for people, whether it was a stop
- * (abort), and whether it is transient — a provider error (5xx), a rate limit (429), a request
- * timeout (408), or the network. OpenCode retries some of these itself before it reports them;
- * a failure it reports after that may still pass a little later. Never transient: auth, context
- * or output length, and anything the model itself said.
+ * (abort), and whether it is transient. Never transient: a stop, auth, context or output length —
+ * and anything the model itself said (that is a reply, not an error).
  */
 export function assistantError(err: OpencodeError): { name: string; message: string; aborted: boolean; transient: boolean } {
   const name = err.name ?? "Error"
   const message = err.data?.message ?? err.name ?? "unknown error"
   const status = err.data?.statusCode
-  const transient =
-    name === "APIError"
-      ? err.data?.isRetryable === true || (status !== undefined && (status >= 500 || status === 429 || status === 408)) || NETWORK.test(message)
-      : name === "UnknownError" && NETWORK.test(message)
+  const never = name === ABORTED || /auth|ContextOverflow|OutputLength/i.test(name)
+  const transient = !never && (err.data?.isRetryable === true || (status !== undefined && (status >= 500 || status === 429 || status === 408)) || PASSING.test(message))
   return { name, message, aborted: name === ABORTED, transient }
 }
 

@@ -31,6 +31,16 @@ export interface Reply {
    * two agents' steps by cause, not by a delay a loaded machine may overrun.
    */
   after?: { user?: string; toolResult?: string; timeoutMs?: number }
+  /** Token counts reported with the answer (default 10 in, 5 out). */
+  usage?: { input: number; output: number }
+  /**
+   * Fail instead of answering: `disconnect` cuts the stream after its first chunk (a network
+   * failure mid-answer, which OpenCode retries itself); `stream-error` sends an error event in the
+   * stream, as providers do for a failure upstream (`failMessage`); a number answers with that
+   * HTTP status, an error body and `retry-after-ms: 10`.
+   */
+  fail?: "disconnect" | "stream-error" | number
+  failMessage?: string
 }
 
 export interface Rule {
@@ -209,6 +219,28 @@ export class MockModel {
       await this.waitFor(seen, { what: `the step this reply waits for (${JSON.stringify(a)})`, timeoutMs: a.timeoutMs ?? 20_000 }).catch(() => {})
     }
     if (reply.delayMs) await new Promise((r) => setTimeout(r, reply.delayMs))
+    if (typeof reply.fail === "number") {
+      // A short retry-after-ms, as providers send with 429/503: OpenCode's own retries then take milliseconds, not a minute.
+      res.writeHead(reply.fail, { "content-type": "application/json", "retry-after-ms": "10" }).end(JSON.stringify({ error: { message: `scripted provider error ${reply.fail}`, type: "server_error" } }))
+      rec.respondedAt = Date.now()
+      return
+    }
+    if (reply.fail === "stream-error") {
+      res.writeHead(200, { "content-type": "text/event-stream", "cache-control": "no-cache", connection: "keep-alive" })
+      res.write(`data: ${JSON.stringify({ error: { message: reply.failMessage ?? "upstream connection reset", type: "server_error" } })}\n\n`)
+      res.end()
+      rec.respondedAt = Date.now()
+      return
+    }
+    if (reply.fail === "disconnect") {
+      res.writeHead(200, { "content-type": "text/event-stream", "cache-control": "no-cache", connection: "keep-alive" })
+      res.write(`data: ${JSON.stringify({ id: "chatcmpl-cut", object: "chat.completion.chunk", created: 0, model: body.model, choices: [{ index: 0, delta: { role: "assistant", content: "" }, finish_reason: null }] })}\n\n`)
+      // Let the chunk reach the client, then cut the connection.
+      await new Promise((r) => setTimeout(r, 20))
+      res.socket?.destroy()
+      rec.respondedAt = Date.now()
+      return
+    }
     stream(res, body.model, reply)
     rec.respondedAt = Date.now()
   }
@@ -274,7 +306,7 @@ function stream(res: ServerResponse, model: string, reply: Reply): void {
   })
   send({}, calls.length ? "tool_calls" : "stop")
   res.write(
-    `data: ${JSON.stringify({ id, object: "chat.completion.chunk", created: 0, model, choices: [], usage: { prompt_tokens: 10, completion_tokens: 5, total_tokens: 15 } })}\n\n`,
+    `data: ${JSON.stringify({ id, object: "chat.completion.chunk", created: 0, model, choices: [], usage: { prompt_tokens: reply.usage?.input ?? 10, completion_tokens: reply.usage?.output ?? 5, total_tokens: (reply.usage?.input ?? 10) + (reply.usage?.output ?? 5) } })}\n\n`,
   )
   res.write("data: [DONE]\n\n")
   res.end()
