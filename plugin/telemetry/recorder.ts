@@ -177,7 +177,7 @@ export class TelemetryRecorder {
       cost: sum("cost"),
       turns: usage.length,
       tool_calls: l.tools.length,
-      retries: 0,
+      retries: t.retries?.length ?? 0,
       delivery_turns: usage.filter((u) => u.coordination).length,
       coordination_tokens: usage.filter((u) => u.coordination).reduce((n, u) => n + u.input + u.output + u.reasoning, 0),
     }

@@ -502,6 +502,33 @@ describe("nso tell, nso messages, nso board", () => {
     expect(readFileSync(journalFile, "utf8")).toBe(before)
   })
 
+  it("nso cancel --all: usage errors, nothing to stop, and the request it records (of all sessions or one tree)", async () => {
+    const dir = await messagingProject()
+    const journalFile = join(dir, ".opencode/nso/journal.jsonl")
+    const before = readFileSync(journalFile, "utf8")
+    const both = await run(["cancel", "tsk_live01", "--all", "--dir", dir])
+    expect(both.code).toBe(2)
+    expect(both.err).toContain('--all stops everything; leave out "tsk_live01"')
+    expect((await run(["cancel", "tsk_live01", "--session", "ses_root", "--dir", dir])).err).toContain("--session goes with --all")
+    const none = await run(["cancel", "--all", "--session", "ses_elsewhere", "--dir", dir])
+    expect(none.code).toBe(2)
+    expect(none.err).toContain("nothing to stop: no task of session ses_elsewhere is running")
+    expect(readFileSync(journalFile, "utf8")).toBe(before)
+    const r = await run(["cancel", "--all", "--session", "ses_root", "--dir", dir, "--json"])
+    expect(r.code).toBe(0)
+    expect(JSON.parse(r.out)).toMatchObject({ all: true, sessionId: "ses_root", tasks: ["tsk_live01", "tsk_wait01", "tsk_mem001"], requested: true })
+    expect((await run(["cancel", "--all", "--dir", dir])).out).toMatch(/Stopping all background work \(3 task\(s\) running\) recorded in the journal/)
+    const asked = readFileSync(journalFile, "utf8")
+      .split("\n")
+      .filter(Boolean)
+      .map((l) => (JSON.parse(l) as { e: JournalEvent }).e)
+      .filter((e) => e.type === "task.cancel_all_requested")
+    expect(asked).toEqual([
+      { type: "task.cancel_all_requested", sessionId: "ses_root", by: "user (cli)" },
+      { type: "task.cancel_all_requested", by: "user (cli)" },
+    ])
+  })
+
   it.runIf(process.platform === "linux")("nso tell appends message.told for a running task or team run and says what happens next", async () => {
     const dir = await messagingProject()
     const stateDir = join(dir, ".opencode/nso")
