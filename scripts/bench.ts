@@ -3,7 +3,8 @@
  * `npm run bench`: prints a table of NSO's figures. Nothing here asserts; compare with README.
  * Sections: buffer, router, journal, hooks (in-process); start, delegation (a real OpenCode server);
  * compare, twenty, twenty-snapshots (NSO against OpenCode's own background mode and against bare
- * child sessions, both servers in the same run).
+ * child sessions, both servers in the same run); sync (delegate with wait: true against OpenCode's
+ * blocking task tool).
  * team (a parallel team of 8 members × 1 s model and a synthesis, on a real OpenCode server).
  * messaging (the loop guard in memory; an agent message into an idle recipient's session, on a real server).
  * telemetry (1M invocation lines analysed in one streaming pass: time and RSS growth).
@@ -12,7 +13,7 @@
  */
 import { bufferBench, journalBench, memoryBench, routerBench } from "./bench/core.js"
 import { hookBench, startBench } from "./bench/hooks.js"
-import { compareBench, twentyBench } from "./bench/compare.js"
+import { compareBench, syncBench, twentyBench } from "./bench/compare.js"
 import { delegationBench } from "./bench/live.js"
 import { secondStartBench } from "./bench/second-start.js"
 import { teamBench } from "./bench/team.js"
@@ -28,6 +29,7 @@ const sections: Record<string, () => Promise<Row[]>> = {
   start: startBench,
   delegation: async () => [...(await delegationBench({ snapshot: true })), ...(await delegationBench({ snapshot: false }))],
   compare: () => compareBench(),
+  sync: () => syncBench(),
   twenty: () => twentyBench({ snapshot: false, rounds: 3 }),
   "twenty-snapshots": () => twentyBench({ snapshot: true, rounds: 1 }),
   // What a user gets (NSO's and OpenCode's defaults), then as the other live rows run: the user

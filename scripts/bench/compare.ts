@@ -419,3 +419,54 @@ export async function twentyBench(opts: { snapshot: boolean; rounds: number }): 
   stage("in the buffer → delivered (delivery.confirmed)", "NSO: Oracle idle?, delivery.started fsync, promptAsync, confirmed", (l) => l.delivered - l.buffered)
   return rows
 }
+
+// ----- sync: a blocking delegation, the result in the tool call ----------------------------------
+
+/**
+ * NSO's synchronous fallback (`delegate` with `wait: true`) against OpenCode's own blocking
+ * `task` tool, child model 500 ms: from the child's model reply ending to the parent's next
+ * model request carrying the result (the tool call returning), and the whole round.
+ */
+export async function syncBench(n = 6): Promise<Row[]> {
+  const childMs = 500
+  const rules = (kind: "opencode" | "nso"): Rule[] => [
+    {
+      when: { userMatch: "^sync job (\\d+)" },
+      reply: { toolCalls: [kind === "opencode" ? { name: "task", args: { description: "job $1", prompt: "blocking job $1", subagent_type: "general" } } : { name: "delegate", args: { agent: "builder", prompt: "blocking job $1", title: "job $1", wait: true } }] },
+    },
+    { when: { userMatch: "^blocking job (\\d+)" }, reply: { text: "blocking result $1", delayMs: childMs } },
+    { when: { toolResult: "blocking result" }, reply: { text: "noted" } },
+  ]
+  const once = async (kind: "opencode" | "nso", { oc, model }: Side, session: string, i: number) => {
+    model.requests.length = 0
+    const t0 = Date.now()
+    await oc.client.session.prompt({ path: { id: session }, body: { ...(kind === "nso" ? { agent: "oracle" } : {}), parts: [{ type: "text", text: `sync job ${i}` }] } })
+    const child = await model.waitFor((r) => r.lastUser === `blocking job ${i}`, 10_000)
+    const back = await model.waitFor((r) => (r.lastToolResult ?? "").includes(`blocking result ${i}`), 10_000)
+    await until(() => back.respondedAt, `the parent's reply after job ${i}`)
+    await allIdle(oc, `after sync job ${i}`)
+    return { back: back.at - child.respondedAt, round: back.respondedAt - t0 - childMs }
+  }
+  const [oc, nso] = await withSides([bare(), { nso: { init: { sweepDelayMs: 50 }, journal: { fsync: process.env.NSO_BENCH_FSYNC !== "0" } } }], async ([ocSide, nsoSide]) => {
+    ocSide!.model.script(rules("opencode"))
+    nsoSide!.model.script(rules("nso"))
+    const a = (await ocSide!.oc.client.session.create({ body: { title: "bench opencode" } })).data!.id
+    const b = (await nsoSide!.oc.client.session.create({ body: { title: "bench nso" } })).data!.id
+    const x: { back: number; round: number }[] = []
+    const y: { back: number; round: number }[] = []
+    for (let i = 0; i < n; i++) {
+      x.push(await once("opencode", ocSide!, a, i))
+      y.push(await once("nso", nsoSide!, b, i))
+    }
+    return [x, y] as const
+  })
+  const row = (figure: string, pick: (d: { back: number; round: number }) => number): Row => {
+    const a = nso.map(pick)
+    const b = oc.map(pick)
+    return { section: "sync (no snapshots)", figure, value: `NSO ${fmtMs(median(a))} / OpenCode ${fmtMs(median(b))} = ${ratio(median(a), median(b))}`, target: "≤ ×1.00", note: `p50 of ${n}; NSO ${spread(a)}, OpenCode ${spread(b)}` }
+  }
+  return [
+    row("child done → result back in the parent's tool call (its next model request)", (d) => d.back),
+    row(`whole round, less the child's ${childMs} ms model`, (d) => d.round),
+  ]
+}
