@@ -79,6 +79,10 @@ model.script([
   { when: { user: "Write the release notes for the login page" }, reply: { text: "Release notes drafted: new login page, sessions kept in Postgres.", delayMs: 12_000 }, times: 1 },
   { when: { user: "mention that the session cookie is now HttpOnly" }, reply: { text: "Release notes written: new login page, sessions kept in Postgres, and, as you asked, the session cookie is now HttpOnly." }, times: 1 },
   { when: { user: "as you asked, the session cookie" }, reply: { text: "The release notes are ready, with the HttpOnly cookie mentioned." }, times: 1 },
+  // Two long tasks the user then stops at once.
+  { when: { user: "Please rebuild the docs site and the search index" }, reply: { toolCalls: [{ name: "delegate", args: { agent: "builder", prompt: "Rebuild the docs site", title: "docs site" } }, { name: "delegate", args: { agent: "builder", prompt: "Rebuild the search index", title: "search index" } }] }, times: 1 },
+  { when: { toolResult: "Started task" }, reply: { text: "Two builders are rebuilding the docs site and the search index." }, times: 1 },
+  { when: { user: "Rebuild the" }, reply: { text: "rebuilding…", delayMs: 60_000 } },
 ])
 
 let oc: RunningOpencode | undefined
@@ -148,6 +152,17 @@ try {
   keep("told", await until("the /tell confirmation", (s) => shows(s, `Told builder (${task}): "mention that the session cookie is now HttpOnly"`), 30_000))
   const acted = await until("the builder's result after /tell", (s) => shows(s, `[NSO · builder · task ${task} · completion]`) && shows(s, "as you asked, the session cookie is now HttpOnly") && shows(s, "The release notes are ready"), 60_000)
   keep("told-result", acted)
+  await until("the TUI idle after the release notes", idle, 30_000)
+
+  // Stopping everything: both builders, one command, no model turn; the board shows what each spent.
+  await type("Please rebuild the docs site and the search index.")
+  await until("the Oracle confirming both builders", (s) => shows(s, "Two builders are rebuilding"), 60_000)
+  await type("/nso-cancel-all")
+  const stopped = await until("the /nso-cancel-all confirmation", (s) => shows(s, "Stopped all background work of this session: 2 task(s)"), 30_000)
+  if (!idle(stopped)) throw new Error(`/nso-cancel-all started a model turn:\n${stopped}`)
+  keep("cancel-all", stopped)
+  await type("/nso-status")
+  keep("spend-board", await until("the board with each task's tokens and the session's total", (s) => shows(s, "background work spent:"), 30_000))
 } catch (err) {
   console.error(`tui capture failed: ${err instanceof Error ? err.message : String(err)}`)
   code = 1
