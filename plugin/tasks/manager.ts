@@ -510,20 +510,23 @@ export class TaskManager {
     // The canceller reports a cancel; a team run reports its own members' ends as one result;
     // a caller waiting in its tool call gets the result there.
     if (status === "cancelled" || t.workflow?.report === "workflow" || this.inline.has(id)) return void (await updated)
-    const spent = done.usage ? `\n\n(${usageLine(done.usage)}${done.retries?.length ? ` · ${done.retries.length} automatic retr${done.retries.length === 1 ? "y" : "ies"}` : ""})` : ""
-    const partial = status === "failed" && out.result ? `\n\nPartial result (what it had written so far):\n${out.result}` : ""
     // One group commit for the end and its report.
-    await Promise.all([
-      updated,
-      this.ports.post({
-        source: "agent",
-        from: t.agent,
-        to: "oracle",
-        kind: status === "completed" ? "completion" : "failure",
-        taskId: t.id,
-        text: status === "completed" ? `${out.result ?? ""}${spent}` : `Task "${t.title}" failed: ${out.error}${partial}${spent}`,
-      }),
-    ])
+    await Promise.all([updated, this.report(done)])
+  }
+
+  /** A finished task's result (or failure, with what it had written) for whoever delegated it, with one line of what it spent. */
+  private report(t: Task): Promise<Envelope> {
+    const retried = t.retries?.length ? ` · ${t.retries.length} automatic retr${t.retries.length === 1 ? "y" : "ies"}` : ""
+    const spent = t.usage ? `\n\n(${usageLine(t.usage)}${retried})` : ""
+    const partial = t.result ? `\n\nPartial result (what it had written so far):\n${t.result}` : ""
+    return this.ports.post({
+      source: "agent",
+      from: t.agent,
+      to: "oracle",
+      kind: t.status === "completed" ? "completion" : "failure",
+      taskId: t.id,
+      text: t.status === "completed" ? `${t.result ?? ""}${spent}` : `Task "${t.title}" failed: ${t.error}${partial}${spent}`,
+    })
   }
 
   /**
@@ -537,15 +540,7 @@ export class TaskManager {
       release: async () => {
         if (!this.inline.delete(id)) return
         const t = this.get(id)
-        if (t && (t.status === "completed" || t.status === "failed") && t.workflow?.report !== "workflow")
-          await this.ports.post({
-            source: "agent",
-            from: t.agent,
-            to: "oracle",
-            kind: t.status === "completed" ? "completion" : "failure",
-            taskId: t.id,
-            text: t.status === "completed" ? (t.result ?? "") : `Task "${t.title}" failed: ${t.error}`,
-          })
+        if (t && (t.status === "completed" || t.status === "failed") && t.workflow?.report !== "workflow") await this.report(t)
       },
     }
   }
