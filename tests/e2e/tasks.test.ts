@@ -225,7 +225,7 @@ describe("tasks on a real server", () => {
     expect(board.text).toContain(`Session ${root}`)
     expect(model.requests.filter((x) => !x.isTitle).length - before).toBe(0)
     await oc.client.session.command({ path: { id: root }, body: { command: "nso-cancel", arguments: "all" } })
-    await until(async () => (await transcript(oc.client, root)).some((m) => m.text.includes("Cancelled tsk_")), "the cancellation in the transcript")
+    await until(async () => (await transcript(oc.client, root)).some((m) => m.text.includes("Stopped all background work of this session: 1 task(s) — tsk_")), "the cancellation in the transcript")
   })
 
   it("nso cancel from another process stops the task and its session", async () => {
