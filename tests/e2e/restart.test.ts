@@ -82,7 +82,7 @@ describe("kill -9 with a result still in the buffer", () => {
     const root = (await first.client.session.create({ body: { title: "buffered" } })).data!.id
     await first.client.session.prompt({ path: { id: root }, body: { agent: "oracle", parts: [{ type: "text", text: "quick job please" }] } })
     const journalPath = join(first.projectDir, ".opencode/nso/journal.jsonl")
-    await until(() => (readJsonl(journalPath) as Rec[]).some((r) => r.e.type === "message.buffered" && (r.e.envelope as { text: string }).text === "Quick job result: 42."), "the result buffered")
+    await until(() => (readJsonl(journalPath) as Rec[]).some((r) => r.e.type === "message.buffered" && (r.e.envelope as { text: string }).text.startsWith("Quick job result: 42.\n\n(1 turn · ")), "the result buffered")
     await first.kill()
 
     second = await start({ nso: { buffer: { pauseMs: 200 }, init: { sweepDelayMs: 50 } }, projectDir: first.projectDir, homeDir: first.homeDir })
