@@ -71,7 +71,7 @@ export function dashboardApp(opts: AppOptions): Hono {
 
   app.get("/", (c) => {
     c.header("Content-Security-Policy", "default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; connect-src 'self'")
-    return c.html(assets.page(token))
+    return c.html(assets.page(token, { about: source.about, ...source.hub.snapshot() }))
   })
   app.get("/assets/:name", (c) => serveAsset(c, assets, c.req.path))
   app.get("/vendor/:name", (c) => serveAsset(c, assets, c.req.path))

@@ -58,11 +58,24 @@ export class Assets {
    * The page, with the token on every module URL through the import map (a module's own imports
    * are mapped too, so no request goes out without the token).
    */
-  page(token: string): string {
+  page(token: string, snapshot: unknown): string {
     const q = `?token=${encodeURIComponent(token)}`
     const imports: Record<string, string> = {}
     for (const [name, v] of Object.entries(VENDOR)) imports[name] = v.url + q
     for (const path of this.files.keys()) if (path.startsWith("/assets/") && path.endsWith(".js")) imports[path] = path + q
-    return this.html.replace("{{IMPORTMAP}}", JSON.stringify({ imports })).replaceAll("{{TOKEN_QUERY}}", q)
+    // Every module fetched at once instead of one import level after another.
+    const preload = Object.values(imports)
+      .map((u) => `<link rel="modulepreload" href="${u}" />`)
+      .join("\n    ")
+    return this.html
+      .replace("{{IMPORTMAP}}", () => JSON.stringify({ imports }))
+      .replace("{{PRELOAD}}", () => preload)
+      .replace("{{SNAPSHOT}}", () => inlineJson(snapshot))
+      .replaceAll("{{TOKEN_QUERY}}", q)
   }
+}
+
+/** JSON safe inside a <script> element: nothing in it can close the element or start a comment. */
+export function inlineJson(v: unknown): string {
+  return JSON.stringify(v).replace(/</g, "\\u003c").replace(/\u2028/g, "\\u2028").replace(/\u2029/g, "\\u2029")
 }

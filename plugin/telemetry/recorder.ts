@@ -150,7 +150,7 @@ export class TelemetryRecorder {
     if (t.sessionId) this.bySession.delete(t.sessionId)
     const usage = [...l.messages.values()]
     const sum = (k: keyof Usage) => usage.reduce((n, u) => n + u[k], 0)
-    this.spent.set(t.id, sum("input") + sum("output") + sum("reasoning"))
+    if (usage.length) this.spent.set(t.id, sum("input") + sum("output") + sum("reasoning"))
     if (this.spent.size > 5_000) this.spent.delete(this.spent.keys().next().value!)
     const queueMs = (l.firstRunAt ?? now) - l.createdAt
     const totalMs = now - l.createdAt
