@@ -1,5 +1,7 @@
+import { execFile } from "node:child_process"
 import { existsSync, mkdirSync, readFileSync } from "node:fs"
 import { join } from "node:path"
+import { promisify } from "node:util"
 import type { Browser, Page } from "playwright-core"
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest"
 import { launchChromium } from "../../scripts/harness/chromium.js"
@@ -53,7 +55,9 @@ describe("the dashboard on a real server", () => {
     model.reset()
   })
 
-  it("is on 127.0.0.1 only, and a wrong or missing token gets 401", async () => {
+  it("is on 127.0.0.1 only, `nso dashboard` prints its URL, and a wrong or missing token gets 401", async () => {
+    const cli = await promisify(execFile)(process.execPath, [join(REPO, "dist", "scripts", "nso.js"), "dashboard", "--dir", oc.projectDir], { timeout: remainingMs() })
+    expect(cli.stdout.trim()).toBe(`NSO dashboard (served by the running OpenCode server): ${url}`)
     const u = new URL(url)
     expect(u.hostname).toBe("127.0.0.1")
     expect(u.searchParams.get("token")).toMatch(/^[A-Za-z0-9_-]{32}$/)
