@@ -33,7 +33,7 @@ function task(over: Partial<Task> = {}): Task {
   }
 }
 
-const taskAt = (id: string, title = id): Item => ({ kind: "task", id, data: taskItem(emptyState(), task({ id, title })).data })
+const taskAt = (id: string, title = id): Item => taskItem(emptyState(), task({ id, title }))
 
 function fixedSource(hub = new Hub(), calls: string[] = []): DashboardSource {
   return {
