@@ -1,14 +1,8 @@
-import { mkdtempSync, rmSync } from "node:fs"
-import { tmpdir } from "node:os"
-import { join } from "node:path"
 import type { Page } from "playwright-core"
-import { createDeps } from "../../plugin/deps.js"
 import { liveSource } from "../../plugin/dashboard/live.js"
 import { startDashboard } from "../../plugin/dashboard/server.js"
-import { Options } from "../../plugin/options.js"
-import type { Task } from "../../plugin/protocol.js"
-import { Runtime } from "../../plugin/runtime.js"
 import { launchChromium } from "../harness/chromium.js"
+import { detachedRuntime, sampleTask } from "../harness/detached-runtime.js"
 import { percentile, type Row } from "./util.js"
 
 /**
@@ -16,43 +10,6 @@ import { percentile, type Row } from "./util.js"
  * `Runtime.write` until its row is on the page (the page's own clock, a MutationObserver), and
  * a page opened on 1,000 tasks until every row is drawn.
  */
-
-let n = 0
-export function sampleTask(over: Partial<Task> = {}): Task {
-  const now = Date.now()
-  const i = ++n
-  return {
-    id: `tsk_bench${String(i).padStart(6, "0")}`,
-    agent: ["builder", "scout", "janitor", "designer"][i % 4]!,
-    title: `bench task ${i}`,
-    prompt: `do bench task ${i}`,
-    priority: "medium",
-    status: "running",
-    parentSessionId: `ses_root${i % 3}`,
-    sessionId: `ses_child${i}`,
-    depth: 0,
-    scope: [],
-    dependsOn: [],
-    createdAt: now - 5_000,
-    updatedAt: now,
-    lastActivityAt: now,
-    ...over,
-  }
-}
-
-/** A runtime on a temp folder, with no OpenCode behind it: events go through `write` as in the plugin. */
-export async function benchRuntime(): Promise<{ rt: Runtime; dir: string; close(): Promise<void> }> {
-  const dir = mkdtempSync(join(tmpdir(), "nso-dash-bench-"))
-  const rt = await Runtime.start(createDeps(), dir, Options.parse({ journal: { fsync: false }, dashboard: { enabled: true } }))
-  return {
-    rt,
-    dir,
-    async close() {
-      await rt.dispose()
-      rmSync(dir, { recursive: true, force: true })
-    },
-  }
-}
 
 /** Epoch ms on the page when `selector` first matches (a MutationObserver installed now). In-page code is a string: no DOM types here. */
 async function watchFor(page: Page, selector: string): Promise<void> {
@@ -75,7 +32,7 @@ export async function dashboardBench(opts: { events?: number; tasks?: number } =
   try {
     // 1. Event → visible.
     {
-      const { rt, close } = await benchRuntime()
+      const { rt, close } = await detachedRuntime()
       const source = liveSource(rt)
       const dash = await startDashboard(source, { port: 0 })
       try {
@@ -100,7 +57,7 @@ export async function dashboardBench(opts: { events?: number; tasks?: number } =
     }
     // 2. A page on 1,000 tasks.
     {
-      const { rt, close } = await benchRuntime()
+      const { rt, close } = await detachedRuntime()
       for (let i = 0; i < many; i++) await rt.write({ type: "task.created", task: sampleTask({ parentTaskId: undefined }) })
       const source = liveSource(rt)
       const dash = await startDashboard(source, { port: 0 })

@@ -8,7 +8,7 @@ import { Messages } from "./messages.js"
 import { Telemetry } from "./telemetry.js"
 
 const KINDS = ["task", "question", "run", "post", "message"]
-const store = { about: { project: "", readOnly: false }, maps: Object.fromEntries(KINDS.map((k) => [k, new Map()])), version: 0, live: "connecting", lastId: "" }
+const store = { about: { project: "", readOnly: false }, maps: Object.fromEntries(KINDS.map((k) => [k, new Map()])), version: 0, live: "connecting", lastId: "", snapshots: 0 }
 const listeners = new Set()
 let scheduled = false
 function changed() {
@@ -39,6 +39,7 @@ function connect() {
   const es = new EventSource(withToken(`/api/events?lastEventId=${encodeURIComponent(store.lastId)}`))
   es.addEventListener("snapshot", (ev) => {
     load(JSON.parse(ev.data))
+    store.snapshots++
     store.live = "live"
     changed()
   })
@@ -104,7 +105,7 @@ function App() {
             </button>`,
         )}
       </nav>
-      <div class=${`live ${s.live}`} data-live=${s.live} title=${`last event ${s.lastId}`}><span class="dot"></span>${s.live}</div>
+      <div class=${`live ${s.live}`} data-live=${s.live} data-snapshots=${s.snapshots} title=${`last event ${s.lastId}`}><span class="dot"></span>${s.live}</div>
     </header>
     ${s.about.readOnly ? html`<div class="readonly" data-testid="read-only">Read-only · ${s.about.note}</div>` : null}
     <main>

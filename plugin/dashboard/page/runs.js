@@ -72,7 +72,7 @@ export function Diagram({ members, messages, handoffs }) {
         return d && html`<path class="edge msg" data-edge=${k} d=${d} stroke-width=${Math.min(1 + n, 6)} marker-end="url(#arrow)"><title>${k}: ${n} message(s)</title></path>`
       })}
       ${handoffs.map((h) => {
-        const d = line(h.fromAgent, h.toAgent, -1)
+        const d = line(h.fromAgent, h.toAgent, 0)
         return d && html`<path class="edge handoff" data-handoff=${`${h.fromAgent}→${h.toAgent}`} d=${d} marker-end="url(#arrow-h)"><title>handoff ${h.fromAgent} → ${h.toAgent}${h.artifacts.length ? `: ${h.artifacts.join(", ")}` : ""}</title></path>`
       })}
       ${names.map((n) => {
