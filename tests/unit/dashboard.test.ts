@@ -1,8 +1,11 @@
+import { existsSync, readFileSync, statSync } from "node:fs"
+import { createServer } from "node:net"
 import { describe, expect, it, onTestFinished } from "vitest"
 import { dashboardApp, TOKEN_HEADER, type DashboardSource } from "../../plugin/dashboard/app.js"
 import { Assets, inlineJson } from "../../plugin/dashboard/assets.js"
 import { Hub } from "../../plugin/dashboard/hub.js"
 import { DASHBOARD_USER, liveSource } from "../../plugin/dashboard/live.js"
+import { openDashboard, urlFile } from "../../plugin/dashboard/open.js"
 import { clean, envelopeItem, itemsFor, taskItem, type Item } from "../../plugin/dashboard/view.js"
 import { emptyState } from "../../plugin/journal/state.js"
 import { Options } from "../../plugin/options.js"
@@ -207,5 +210,39 @@ describe("dashboard over a running NSO", () => {
     expect(changes).toContain("task:tsk_aaaa01:cancelled")
     await expect(source.cancel(t.id)).rejects.toThrow(/already ended cancelled/)
     await expect(source.cancel("wf_nothing1")).rejects.toThrow(/No team run/)
+  })
+})
+
+describe("the plugin's dashboard", () => {
+  it("starts on 127.0.0.1, writes its URL for the user only, toasts it once, and removes the file when stopped", async () => {
+    const deps = fakeDeps()
+    const dir = tempDir()
+    const rt = await Runtime.start(deps, dir, Options.parse({ journal: { fsync: false } }))
+    onTestFinished(() => rt.dispose())
+    const dash = await openDashboard(rt)
+    expect(dash?.url).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/\?token=[A-Za-z0-9_-]{32}$/)
+    const file = urlFile(dir, ".opencode/nso")
+    expect(readFileSync(file, "utf8")).toBe(`${dash!.url}\n`)
+    expect(statSync(file).mode & 0o777).toBe(0o600)
+    expect(deps.fakeHost.toasts).toEqual([{ message: `NSO dashboard: ${dash!.url}`, variant: "info" }])
+    expect((await fetch(dash!.url)).status).toBe(200)
+    await dash!.close()
+    expect(existsSync(file)).toBe(false)
+  })
+
+  it("is off with dashboard.enabled false, and a port in use is reported to the user, not fatal", async () => {
+    const off = await Runtime.start(fakeDeps(), tempDir(), Options.parse({ journal: { fsync: false }, dashboard: { enabled: false } }))
+    onTestFinished(() => off.dispose())
+    expect(await openDashboard(off)).toBeUndefined()
+    expect(existsSync(urlFile(off.projectDir, ".opencode/nso"))).toBe(false)
+
+    const taken = createServer().listen(0, "127.0.0.1")
+    await new Promise((r) => taken.once("listening", r))
+    onTestFinished(() => void taken.close())
+    const port = (taken.address() as { port: number }).port
+    const rt = await Runtime.start(fakeDeps(), tempDir(), Options.parse({ journal: { fsync: false }, dashboard: { port } }))
+    onTestFinished(() => rt.dispose())
+    expect(await openDashboard(rt)).toBeUndefined()
+    expect(rt.notices.unseen("ses_any")).toEqual([`NSO dashboard: could not start: port ${port} is in use (set dashboard.port to another port, or 0 for any free one).`])
   })
 })
