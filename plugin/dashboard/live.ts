@@ -51,6 +51,7 @@ export function liveSource(rt: Runtime): DashboardSource & { dispose(): void } {
     about: { project: rt.projectDir, readOnly: false },
     async answer(questionId, text) {
       const r = await rt.questions.answer(questionId, text, DASHBOARD_USER)
+      rt.deps.log.log("info", "the user answered from the dashboard", { question: r.question.id, delivered: r.delivered })
       return `Answer to ${r.question.id} recorded: ${r.delivered}.`
     },
     async cancel(id) {
@@ -59,12 +60,14 @@ export function liveSource(rt: Runtime): DashboardSource & { dispose(): void } {
         if (!run) throw new ActionError(`No team run "${id}".`, 404)
         if (TERMINAL_PHASES.has(run.phase)) throw new ActionError(`Team run ${id} already ended (${run.phase}); nothing to cancel.`, 409)
         const gone = await rt.runs.cancel(id, `cancelled by ${DASHBOARD_USER}`)
+        rt.deps.log.log("info", "the user cancelled a team run from the dashboard", { run: id, tasks: gone.map((t) => t.id) })
         return `Cancelled team run ${id}: ${gone.map((t) => `${t.id} (${t.agent})`).join(", ") || "no task was still running"}.`
       }
       const t = rt.tasks.get(id)
       if (!t) throw new ActionError(`No task "${id}".`, 404)
       if (TERMINAL_TASK_STATUSES.has(t.status)) throw new ActionError(`Task ${id} already ended ${t.status}; nothing to cancel.`, 409)
       const gone = await rt.tasks.cancel(id, `cancelled by ${DASHBOARD_USER}`)
+      rt.deps.log.log("info", "the user cancelled a task from the dashboard", { tasks: gone.map((t) => t.id) })
       return `Cancelled ${gone.map((x) => `${x.id} (${x.agent})`).join(", ")}.`
     },
     telemetry: () => telemetryView(rt.deps, telemetryDir(rt.projectDir, rt.options.stateDir), rt.deps.clock.now()),
