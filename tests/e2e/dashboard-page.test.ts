@@ -84,7 +84,7 @@ describe("the dashboard page", () => {
     expect(await page.locator('[data-lane="running"] [data-task]').count()).toBe(3)
   })
 
-  it("shows a team run's members and who messaged whom as SVG, filters messages, and redacts secrets", async () => {
+  it("shows a team run's members and who messaged whom as SVG, filters messages, redacts secrets, cancels the run", async () => {
     const { rt, dir, close } = await detachedRuntime()
     const source = liveSource(rt)
     const dash = await startDashboard(source, { port: 0 })
@@ -146,6 +146,16 @@ describe("the dashboard page", () => {
     await page.locator('[data-agent="scout"]').waitFor({ timeout: Math.min(25_000, remainingMs()) })
     expect(await page.locator('[data-agent="scout"]').textContent()).toContain("100%")
     expect(await page.locator('[data-agent="scout"] svg.spark circle').count()).toBe(1)
+
+    // Cancel run: its members still going end, through the team runner's cancel; the scout had
+    // finished, so the run ends partial, marked as such under Done.
+    await page.click('[data-tab="lanes"]')
+    await page.locator(`[data-lane="running"] [data-cancel="${wf}"]`).click()
+    const ended = page.locator(`[data-lane="done"] [data-run="${wf}"][data-phase="partial"]`)
+    await ended.waitFor()
+    expect(await ended.locator(".mark").textContent()).toBe("◐")
+    for (const t of [builder, janitor]) await page.locator(`[data-lane="done"] [data-task="${t.id}"][data-status="cancelled"]`).waitFor()
+    expect(rt.state.workflows.get(wf)?.phase).toBe("partial")
   })
 
   it("served from the journal (no server running), it says it is read-only and offers no actions", async () => {
