@@ -103,11 +103,13 @@ export function dashboardApp(opts: AppOptions): Hono {
         wake?.()
       })
       try {
+        // A dropped connection is retried after a second (the browser's default is slower).
+        await stream.write("retry: 1000\n\n")
         const missed = hub.since(last)
         if (missed) for (const ch of missed) await stream.writeSSE({ id: ch.id, event: "item", data: JSON.stringify(ch.item) })
         else {
           const snap = hub.snapshot()
-          await stream.writeSSE({ id: snap.id, event: "snapshot", data: JSON.stringify({ about: source.about, ...snap }), retry: 1_000 })
+          await stream.writeSSE({ id: snap.id, event: "snapshot", data: JSON.stringify({ about: source.about, ...snap }) })
         }
         const keepAlive = setInterval(() => {
           void stream.write(": keep-alive\n\n").catch(() => {})

@@ -166,14 +166,16 @@ describe("dashboard HTTP", () => {
     hub.publish(taskAt("tsk_aaaa02"))
     hub.publish(taskAt("tsk_aaaa03"))
     const app = dashboardApp({ token: TOKEN, source: fixedSource(hub), assets })
-    const resumed = events(await readSse(await app.request(`/api/events?token=${TOKEN}`, { headers: { "last-event-id": seen } }), (t) => t.includes("tsk_aaaa03")))
+    const raw = await readSse(await app.request(`/api/events?token=${TOKEN}`, { headers: { "last-event-id": seen } }), (t) => t.includes("tsk_aaaa03"))
+    expect(raw.startsWith("retry: 1000\n\n")).toBe(true)
+    const resumed = events(raw)
     expect(resumed.map((e) => [e.event, (e.data as Item).id])).toEqual([
       ["item", "tsk_aaaa02"],
       ["item", "tsk_aaaa03"],
     ])
     expect(resumed.at(-1)!.id).toBe(hub.lastId)
 
-    const fresh = events(await readSse(await app.request(`/api/events?token=${TOKEN}`, { headers: { "last-event-id": "0000-5" } }), (t) => t.includes("\n\n")))
+    const fresh = events(await readSse(await app.request(`/api/events?token=${TOKEN}`, { headers: { "last-event-id": "0000-5" } }), (t) => /event: snapshot\n[^]*\n\n/.test(t)))
     expect(fresh[0]).toMatchObject({ event: "snapshot", id: hub.lastId })
     expect((fresh[0]!.data as { items: Item[] }).items.map((i) => i.id).sort()).toEqual(["tsk_aaaa01", "tsk_aaaa02", "tsk_aaaa03"])
 
