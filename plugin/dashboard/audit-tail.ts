@@ -1,4 +1,5 @@
 import { open, stat } from "node:fs/promises"
+import { StringDecoder } from "node:string_decoder"
 
 /**
  * Reads the lines appended to a JSONL file since the last call (the messaging audit,
@@ -8,6 +9,8 @@ import { open, stat } from "node:fs/promises"
 export class JsonlTail {
   private offset: number | undefined
   private rest = ""
+  /** A character cut between two reads is completed by the next one. */
+  private decoder = new StringDecoder("utf8")
 
   constructor(
     private readonly path: string,
@@ -26,6 +29,7 @@ export class JsonlTail {
     if (size < from) {
       from = 0
       this.rest = ""
+      this.decoder = new StringDecoder("utf8")
     }
     if (size === from) return []
     const fh = await open(this.path, "r")
@@ -33,7 +37,7 @@ export class JsonlTail {
     try {
       const buf = Buffer.alloc(size - from)
       const { bytesRead } = await fh.read(buf, 0, buf.length, from)
-      text = buf.subarray(0, bytesRead).toString("utf8")
+      text = this.decoder.write(buf.subarray(0, bytesRead))
       this.offset = from + bytesRead
     } finally {
       await fh.close()

@@ -1,7 +1,9 @@
-import { existsSync, readFileSync, statSync } from "node:fs"
+import { appendFileSync, existsSync, readFileSync, statSync, writeFileSync } from "node:fs"
 import { createServer } from "node:net"
+import { join } from "node:path"
 import { describe, expect, it, onTestFinished } from "vitest"
 import { dashboardApp, TOKEN_HEADER, type DashboardSource } from "../../plugin/dashboard/app.js"
+import { JsonlTail } from "../../plugin/dashboard/audit-tail.js"
 import { Assets, inlineJson } from "../../plugin/dashboard/assets.js"
 import { Hub } from "../../plugin/dashboard/hub.js"
 import { DASHBOARD_USER, liveSource } from "../../plugin/dashboard/live.js"
@@ -246,5 +248,22 @@ describe("the plugin's dashboard", () => {
     onTestFinished(() => rt.dispose())
     expect(await openDashboard(rt)).toBeUndefined()
     expect(rt.notices.unseen("ses_any")).toEqual([`NSO dashboard: could not start: port ${port} is in use (set dashboard.port to another port, or 0 for any free one).`])
+  })
+})
+
+describe("the audit tail", () => {
+  it("hands out each whole line once, across reads that cut a line or a character, and starts over when the file shrinks", async () => {
+    const file = join(tempDir(), "messages.jsonl")
+    const tail = new JsonlTail(file)
+    expect(await tail.read()).toEqual([])
+    const line = Buffer.from(`${JSON.stringify({ id: "a", text: "café ✓" })}\n`)
+    const cut = line.indexOf(Buffer.from("✓")) + 1
+    writeFileSync(file, line.subarray(0, cut))
+    expect(await tail.read()).toEqual([])
+    appendFileSync(file, Buffer.concat([line.subarray(cut), Buffer.from('{"id":"b"}\nnot json\n')]))
+    expect(await tail.read()).toEqual([{ id: "a", text: "café ✓" }, { id: "b" }])
+    expect(await tail.read()).toEqual([])
+    writeFileSync(file, '{"id":"c"}\n')
+    expect(await tail.read()).toEqual([{ id: "c" }])
   })
 })
