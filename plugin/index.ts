@@ -24,6 +24,7 @@ import { tasksTool } from "./opencode/tools/tasks.js"
 import { watch } from "node:fs"
 import { homedir } from "node:os"
 import { sharedDirs } from "./agents/shared.js"
+import { openDashboard } from "./dashboard/open.js"
 
 /**
  * NSO for OpenCode. Options: `"plugin": [["opencode-nso", { …options }]]` in opencode.json, over
@@ -50,6 +51,8 @@ export const NsoPlugin: Plugin = async (input, pluginOptions) => {
     void host.toast(`NSO could not start: ${String(err).slice(0, 200)}`, "error").catch(() => {})
     return {}
   }
+
+  const dashboard = await openDashboard(rt).catch((err) => void log.log("error", "the dashboard could not start", { error: String(err) }))
 
   // Deferred, never blocking plugin start (OpenCode waits for it): sessions that existed before
   // the plugin was ready, tasks a restart interrupted, the reconciliation sweep.
@@ -128,6 +131,7 @@ export const NsoPlugin: Plugin = async (input, pluginOptions) => {
       process.off("SIGTERM", onTerm)
       watcher?.close()
       deps.timers.clearInterval(slowPull)
+      await dashboard?.close().catch(() => {})
       await rt.dispose()
     },
   }

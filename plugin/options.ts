@@ -153,6 +153,15 @@ export const TelemetryOptions = z
   .prefault({})
 export type TelemetryOptions = z.infer<typeof TelemetryOptions>
 
+export const DashboardOptions = z
+  .object({
+    enabled: z.boolean().default(true).describe("Serve the live dashboard on 127.0.0.1 while OpenCode runs (false: no server)"),
+    port: z.number().int().min(0).max(65_535).default(0).describe("Port of the dashboard; 0 picks any free port"),
+  })
+  .strict()
+  .prefault({})
+export type DashboardOptions = z.infer<typeof DashboardOptions>
+
 export const Options = z
   .object({
     $schema: z.string().optional(),
@@ -194,6 +203,7 @@ export const Options = z
     models: z.object({ fast: z.string().optional(), strong: z.string().optional() }).strict().default({}),
     knowledge: KnowledgeOptions,
     telemetry: TelemetryOptions,
+    dashboard: DashboardOptions,
   })
   .strict()
 export type Options = z.infer<typeof Options>

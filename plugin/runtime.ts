@@ -72,6 +72,8 @@ export class Runtime {
   private disposed = false
   /** Root sessions whose reply the user stopped while background work ran: their next turn is reminded, once. */
   private stopped = new Set<string>()
+  /** Who watches NSO's events as they happen (the dashboard). */
+  private readonly listeners = new Set<(e: JournalEvent) => void>()
 
   private constructor(
     readonly deps: Deps,
@@ -376,6 +378,7 @@ export class Runtime {
     for (const rec of await this.journal.readForeign()) {
       nsoReducer.apply(this.state, rec)
       const e = rec.e
+      this.emit(e)
       if (e.type === "question.answered") await this.questions.answeredElsewhere(e.id)
       else if (e.type === "task.cancel_requested")
         await (e.id.startsWith("wf_") ? this.runs.cancel(e.id, `cancelled by ${e.by}`) : this.tasks.cancel(e.id, `cancelled by ${e.by}`)).catch(() => {})
@@ -448,7 +451,23 @@ export class Runtime {
   write(event: JournalEvent): Promise<void> {
     nsoReducer.apply(this.state, { v: 1, w: this.journal.writer, s: 0, t: this.deps.clock.now(), e: event })
     this.telemetry.observe(event)
+    this.emit(event)
     return this.journal.append(event)
+  }
+
+  /** Calls `listener` with every event once it is applied to the state; returns the unsubscribe. */
+  onEvent(listener: (e: JournalEvent) => void): () => void {
+    this.listeners.add(listener)
+    return () => void this.listeners.delete(listener)
+  }
+
+  private emit(e: JournalEvent): void {
+    for (const l of this.listeners)
+      try {
+        l(e)
+      } catch (err) {
+        this.deps.log.log("warn", "an event listener failed", { error: String(err) })
+      }
   }
 
   // ----- session events -----------------------------------------------------------------------

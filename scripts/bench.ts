@@ -8,6 +8,7 @@
  * team (a parallel team of 8 members × 1 s model and a synthesis, on a real OpenCode server).
  * messaging (the loop guard in memory; an agent message into an idle recipient's session, on a real server).
  * telemetry (1M invocation lines analysed in one streaming pass: time and RSS growth).
+ * dashboard (an NSO event → visible in a real browser; a page with 1,000 tasks drawn).
  * second-start (OpenCode's next start with and without NSO; minutes, so only with --only).
  * Run with `--only <section>` to run one.
  */
@@ -19,6 +20,7 @@ import { secondStartBench } from "./bench/second-start.js"
 import { teamBench } from "./bench/team.js"
 import { messagingBench } from "./bench/messaging.js"
 import { telemetryBench } from "./bench/telemetry.js"
+import { dashboardBench } from "./bench/dashboard.js"
 import { printTable, type Row } from "./bench/util.js"
 
 const sections: Record<string, () => Promise<Row[]>> = {
@@ -37,6 +39,7 @@ const sections: Record<string, () => Promise<Row[]>> = {
   team: async () => [...(await teamBench()), ...(await teamBench({ label: "user paused, no snapshots", snapshot: false, nso: { buffer: { pauseMs: 0 } } }))],
   messaging: messagingBench,
   telemetry: () => telemetryBench(),
+  dashboard: () => dashboardBench(),
   "second-start": () => secondStartBench(),
 }
 /** Sections that take minutes (the offline second start waits out OpenCode's install stall): only with --only. */

@@ -40,6 +40,9 @@ import {
   type WorkflowStats,
 } from "../plugin/telemetry/analysis.js"
 import { openTelemetry, telemetryDir, type TelemetryFiles } from "../plugin/telemetry/read.js"
+import { URL_FILE, urlFile } from "../plugin/dashboard/open.js"
+import { replaySource } from "../plugin/dashboard/replay.js"
+import { startDashboard } from "../plugin/dashboard/server.js"
 import { findNso, findProject, isDir, ProjectError, serverFor, type NsoLookup, type Project, type ServerSeen } from "./project.js"
 
 export class UsageError extends Error {}
@@ -81,6 +84,25 @@ export const limits = {
   /** How long `nso team run` waits for the server to start the run. */
   teamRunWaitMs: 10_000,
   teamRunPollMs: 100,
+}
+
+/** How long `nso dashboard` serves its read-only view: until Ctrl+C or SIGTERM (tests end it sooner). */
+export const dashboardServing = {
+  until: (): Promise<void> =>
+    new Promise<void>((resolve) => {
+      process.once("SIGINT", () => resolve())
+      process.once("SIGTERM", () => resolve())
+    }),
+}
+
+/** Whether a dashboard answers at `url` (its token included) within a second and a half. */
+async function answers(url: string): Promise<boolean> {
+  try {
+    const r = await fetch(url, { signal: AbortSignal.timeout(1_500) })
+    return r.ok
+  } catch {
+    return false
+  }
 }
 
 /** Profiles and teams as the plugin loads them for this project: every layer, shared folders included. */
@@ -181,6 +203,50 @@ function noState(ctx: Ctx): string {
 }
 
 const commands: Record<string, Command> = {
+  dashboard: {
+    summary: "The live dashboard's URL; without a running server, serves a read-only view of the journal on 127.0.0.1",
+    usage: "nso dashboard [--port <n>] [--json]",
+    options: { port: { type: "string", description: "port of the read-only view (default: any free port)" } },
+    async run(ctx, { values }) {
+      const file = urlFile(ctx.dir, ctx.stateDir)
+      const written = existsSync(file) ? readFileSync(file, "utf8").trim() : ""
+      if (written && (await answers(written))) {
+        if (ctx.json) return { url: written, readOnly: false }
+        ctx.out(`NSO dashboard (served by the running OpenCode server): ${written}`)
+        return undefined
+      }
+      const port = values.port === undefined ? 0 : Number(values.port)
+      if (!Number.isInteger(port) || port < 0 || port > 65_535) throw new UsageError(`--port must be a whole number from 0 to 65535 (0: any free port); got "${String(values.port)}"`)
+      const source = await replaySource(deps, ctx.dir, ctx.stateDir)
+      let dash
+      try {
+        dash = await startDashboard(source, { port, hold: true })
+      } catch (err) {
+        source.dispose()
+        throw new Error(`could not serve the dashboard on 127.0.0.1:${port}: ${(err as Error).message}${port ? " (try another --port, or leave it out for any free port)" : ""}`)
+      }
+      const why = written ? `the URL in ${relative(ctx.dir, file)} does not answer: its server has stopped` : `no ${URL_FILE} in ${relative(ctx.dir, join(ctx.dir, ctx.stateDir))}/`
+      if (ctx.json) ctx.out(JSON.stringify({ url: dash.url, readOnly: true }))
+      else
+        ctx.out(
+          [
+            `No OpenCode server with NSO serves a dashboard for this project (${why}).`,
+            `Serving a READ-ONLY view of NSO's journal on 127.0.0.1 (answer and cancel with \`nso answer\` / \`nso cancel\`):`,
+            `  ${dash.url}`,
+            "Press Ctrl+C to stop.",
+          ].join("\n"),
+        )
+      try {
+        await dashboardServing.until()
+      } finally {
+        await dash.close()
+        source.dispose()
+      }
+      // Printed above already (the URL must be seen while it serves).
+      ctx.json = false
+      return undefined
+    },
+  },
   status: {
     summary: "What NSO holds for this project: tasks, pending messages, questions, sessions",
     usage: "nso status [--dir <project>] [--json]",

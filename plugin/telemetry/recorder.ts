@@ -66,6 +66,8 @@ export class TelemetryRecorder {
   /** Sessions where NSO's last delivery started a turn: their next assistant message is coordination. */
   private delivered = new Set<string>()
   private toolStarts = new Map<string, { sessionId: string; tool: string; at: number }>()
+  /** Tokens of tasks that ended (newest kept), for views that show them after the end. */
+  private spent = new Map<string, number>()
 
   constructor(
     private readonly deps: Pick<Deps, "clock" | "log">,
@@ -148,6 +150,8 @@ export class TelemetryRecorder {
     if (t.sessionId) this.bySession.delete(t.sessionId)
     const usage = [...l.messages.values()]
     const sum = (k: keyof Usage) => usage.reduce((n, u) => n + u[k], 0)
+    if (usage.length) this.spent.set(t.id, sum("input") + sum("output") + sum("reasoning"))
+    if (this.spent.size > 5_000) this.spent.delete(this.spent.keys().next().value!)
     const queueMs = (l.firstRunAt ?? now) - l.createdAt
     const totalMs = now - l.createdAt
     const profile = this.ports.profile(t.agent)
@@ -184,6 +188,15 @@ export class TelemetryRecorder {
     for (const s of this.sinks) this.safely(() => s.invocation(r, l.tools))
     if (!t.workflow)
       this.emit({ timestamp: iso(now), event: "workflow_complete", workflow_id: t.id, duration_seconds: secs(totalMs), success: outcome === "success", agents_executed: [t.agent], nso: { kind: "task" } })
+  }
+
+  /** Tokens a task used so far (input + output + reasoning), when known. */
+  tokensOf(taskId: string): number | undefined {
+    const l = this.live.get(taskId)
+    if (!l) return this.spent.get(taskId)
+    let n = 0
+    for (const u of l.messages.values()) n += u.input + u.output + u.reasoning
+    return l.messages.size ? n : undefined
   }
 
   /** An assistant message of a session changed (from events): its usage so far, and its model. */

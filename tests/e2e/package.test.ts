@@ -64,7 +64,7 @@ describe("the npm package", () => {
       expect(packed.code, packed.stderr).toBe(0)
       const [info] = JSON.parse(packed.stdout) as { filename: string; size: number; entryCount: number; files: { path: string }[] }[]
       const paths = info!.files.map((f) => f.path)
-      for (const needed of ["package.json", "README.md", "dist/plugin/index.js", "dist/plugin/index.d.ts", "dist/scripts/nso.js", "dist/scripts/project.js", "config/defaults.yaml", "agent_templates/oracle.md"])
+      for (const needed of ["package.json", "README.md", "dist/plugin/index.js", "dist/plugin/index.d.ts", "dist/scripts/nso.js", "dist/scripts/project.js", "config/defaults.yaml", "agent_templates/oracle.md", "dist/plugin/dashboard/page/index.html", "dist/plugin/dashboard/page/app.js"])
         expect(paths).toContain(needed)
       const unwanted = paths.filter((p) => /^(tests|scripts|plugin)\/|^dist\/scripts\/(bench|demo|harness|gen-schema)|^dist\/tests\/|\.map$|^\.tmp\//.test(p))
       expect(unwanted).toEqual([])
@@ -109,6 +109,10 @@ describe("the npm package", () => {
       expect(req.tools).toContain("delegate")
       expect(req.system).toContain("MARKER-INSTALLED-COPY")
       await until(() => existsSync(join(projectDir, ".opencode", "nso", "journal.jsonl")), "NSO's journal in the project")
+      // The dashboard serves its page and the front-end libraries from the installed copy.
+      const dashUrl = await until(() => existsSync(join(projectDir, ".opencode", "nso", "dashboard.url")) && readFileSync(join(projectDir, ".opencode", "nso", "dashboard.url"), "utf8").trim(), "the dashboard URL")
+      expect((await fetch(dashUrl)).status).toBe(200)
+      expect((await fetch(`${new URL(dashUrl).origin}/vendor/preact.mjs?token=${new URL(dashUrl).searchParams.get("token")}`)).status).toBe(200)
 
       // 5. The installed CLI, from a subfolder, finds the project and sees the running server.
       mkdirSync(join(projectDir, "src", "deep"), { recursive: true })
