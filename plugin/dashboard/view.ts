@@ -60,7 +60,9 @@ export function clean<T>(v: T, depth = 0): T {
   return out as T
 }
 
-export function taskItem(state: Pick<LiveState, "tasks">, t: Task, tokens?: number): Item {
+export function taskItem(state: Pick<LiveState, "tasks">, t: Task, live?: number): Item {
+  // The live count (messages still streaming) when the server has one; else what the journal holds.
+  const tokens = live ?? (t.usage ? t.usage.input + t.usage.output + t.usage.reasoning : undefined)
   const data: TaskView = {
     id: t.id,
     agent: t.agent,
