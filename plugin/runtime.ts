@@ -34,6 +34,7 @@ import { memberName, orderedMembers } from "./teams/team.js"
 import type { Team } from "./teams/team.js"
 import { JsonlLog } from "./telemetry/jsonl.js"
 import { ToolLog } from "./telemetry/tool-log.js"
+import { JobRunner } from "./jobs/runner.js"
 
 /**
  * NSO's core, wired together: the journal and the state it replays, and one module per concern
@@ -51,6 +52,8 @@ export class Runtime {
   /** Team runs over the tasks. */
   readonly runs: TeamRunner
   readonly questions: QuestionManager
+  /** Background shell jobs (no model). */
+  readonly jobs: JobRunner
   /** Agent-to-agent messages and the shared board. */
   readonly messenger: Messenger
   /** Workflow events and invocation lines, written as work happens. */
@@ -89,7 +92,7 @@ export class Runtime {
     this.registry = new SessionRegistry(deps)
     this.deliverer = new Deliverer(deps, options.buffer, this.registry, {
       write: (e) => this.write(e),
-      runningTasks: (sid) => this.tasks.running(sid) + this.runs.liveFrom(sid),
+      runningTasks: (sid) => this.tasks.running(sid) + this.runs.liveFrom(sid) + this.jobs.running(sid),
       gathers: (sid) => this.runs.gathers(sid),
       delivered: (sid, reply) => {
         if (reply) this.telemetry.deliveryTurn(sid)
@@ -116,7 +119,7 @@ export class Runtime {
       sessionStarted: (sid, parentId, title) => void this.registry.learn(sid, { parentId, title }),
       isolationHeader: renderIsolation,
       // Messages held or being handed to it, team runs it started, or a turn NSO just started in it.
-      awaiting: (sid) => this.deliverer.holding(sid) + this.runs.liveFrom(sid) + (this.registry.get(sid).busy ? 1 : 0),
+      awaiting: (sid) => this.deliverer.holding(sid) + this.runs.liveFrom(sid) + this.jobs.running(sid) + (this.registry.get(sid).busy ? 1 : 0),
       projectDir,
       stateDir: options.stateDir,
     })
@@ -131,6 +134,24 @@ export class Runtime {
         const c = await readContext(deps, contextPath(projectDir, options.stateDir))
         return c.goal || c.status || c.notes.length ? formatContext(c, 5) : undefined
       },
+    })
+    this.jobs = new JobRunner(deps, options.jobs, {
+      state,
+      write: (e) => this.write(e),
+      post: (m) => this.outbox.post(m),
+      refuse: (agent, command) => this.catalogue.refuseCommand(agent, command),
+      taskOf: (sid) => this.tasks.bySessionId(sid)?.id,
+      logged: (job, phase) =>
+        this.toolLog.note({
+          sessionId: job.sessionId,
+          agent: job.startedBy,
+          tool: `job.${phase}`,
+          args: { id: job.id, title: job.title, command: job.command, ...(phase === "ended" ? { status: job.status, exitCode: job.exitCode, signal: job.signal } : {}) },
+          ...(phase === "ended" && job.endedAt ? { durationMs: job.endedAt - job.startedAt } : {}),
+          ...(phase === "ended" && job.status !== "succeeded" ? { error: job.reason ?? job.status } : {}),
+        }),
+      projectDir,
+      stateDir: options.stateDir,
     })
     this.questions = new QuestionManager(deps, options.tasks.questionTimeoutMs, {
       state,
@@ -167,7 +188,10 @@ export class Runtime {
       audit: (r) => this.tags.append(r),
     })
     // A task that ended will never read what still waits for it: drop it, and say so in the log.
+    // Jobs it started would report to nobody: stop them.
     this.tasks.onEnded((t) => {
+      if (t.sessionId && this.jobs.running(t.sessionId))
+        void this.jobs.cancelOwnedBy(t.sessionId, `the task that started it (${t.agent}: ${t.title}) ended ${t.status}`).catch((err) => deps.log.log("warn", "could not stop a task's jobs", { task: t.id, error: String(err) }))
       if (t.sessionId)
         void this.deliverer
           .dropAll(t.sessionId)
@@ -270,6 +294,7 @@ export class Runtime {
     await this.deliverer.settle([...this.state.inDoubt.entries()], this.state.inDoubtEnvelopes)
     await this.tasks.recover()
     await this.runs.recover()
+    await this.jobs.recover()
     this.telemetry.resume()
     for (const q of await this.questions.closeOrphans())
       this.notices.add(`Question ${q.id} (${q.from}: "${q.text.slice(0, 80)}") was closed: ${q.closedReason}. An answer to it could reach nobody.`)
@@ -344,6 +369,7 @@ export class Runtime {
       else if (e.type === "task.cancel_requested")
         await (e.id.startsWith("wf_") ? this.runs.cancel(e.id, `cancelled by ${e.by}`) : this.tasks.cancel(e.id, `cancelled by ${e.by}`)).catch(() => {})
       else if (e.type === "workflow.requested") await this.startRequested(e)
+      else if (e.type === "job.cancel_requested") await this.jobs.cancel(e.id, `cancelled by ${e.by}`).catch(() => {})
       else if (e.type === "message.told") await this.tell(e.to, e.text, e.by).catch((err) => this.notices.add(`Your message for ${e.to} (${e.by}) was not delivered: ${(err as Error).message}`))
     }
   }
@@ -445,6 +471,7 @@ export class Runtime {
     if (this.activitySweep) this.deps.timers.clearInterval(this.activitySweep)
     this.tasks.dispose()
     this.questions.dispose()
+    this.jobs.dispose()
     this.messenger.dispose()
     this.deliverer.dispose()
     await this.toolLog.flush()
