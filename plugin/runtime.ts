@@ -225,7 +225,7 @@ export class Runtime {
     })
     this.closer = new SessionCloser(
       deps,
-      { projectDir, contextDir: options.init.contextDir, registry: this.registry, tasks: () => state.tasks.values(), questions: () => state.questions.values() },
+      { projectDir, contextDir: options.init.contextDir, registry: this.registry, tasks: () => state.tasks.values(), questions: () => state.questions.values(), jobs: () => state.jobs.values() },
     )
   }
 

@@ -59,6 +59,7 @@ export class JobRunner {
   private watches = new Map<string, () => void>()
   private poll: TimerHandle | undefined
   private checking = new Map<string, Promise<void>>()
+  private again = new Set<string>()
   private ends = new Map<string, { promise: Promise<Job>; resolve: (j: Job) => void }>()
   /** Jobs cancelled by a caller that reports the cancel itself: no message is posted for them. */
   private quiet = new Set<string>()
@@ -192,14 +193,17 @@ export class JobRunner {
     for (const j of this.ports.state.jobs.values()) if (j.status === "running") this.check(j.id)
   }
 
-  /** Has the job ended? One look at a time per job; the next event looks again. */
+  /** Has the job ended? One look at a time per job; a change seen during a look is looked at right after it. */
   check(id: string): void {
-    if (this.checking.has(id)) return
+    if (this.checking.has(id)) return void this.again.add(id)
     this.checking.set(
       id,
       this.settle(id)
         .catch((err) => this.deps.log.log("error", "checking a job failed", { id, error: String(err) }))
-        .finally(() => this.checking.delete(id)),
+        .finally(() => {
+          this.checking.delete(id)
+          if (this.again.delete(id)) this.check(id)
+        }),
     )
   }
 
