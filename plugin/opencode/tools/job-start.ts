@@ -8,7 +8,7 @@ const z = tool.schema
 /** Starts a shell command as a background job; returns its id at once. */
 export function jobStartTool(rt: Runtime) {
   return defineTool("job_start", {
-    description: "Run a shell command in the background, no tokens while it runs: id now, exit code and output tail later as an [NSO] message. tasks with the id: status/output, wait_ms, cancel.",
+    description: "Run a shell command in the background: id now; exit code and output tail later as an [NSO] message. tasks with the id: output, wait, cancel.",
     args: {
       command: z.string(),
       title: z.string().optional(),

@@ -14,7 +14,7 @@ const z = tool.schema
  */
 export function tasksTool(rt: Runtime) {
   return defineTool("tasks", {
-    description: "Tasks, team runs, jobs: list; id → result or output (waits ≤ wait_ms); cancel: true stops it and all it started; message: tell it something.",
+    description: "Tasks, team runs, jobs: list; id → result (waits ≤ wait_ms); cancel: true stops it and all it started; message: tell it something.",
     args: {
       id: z.string().optional(),
       cancel: z.boolean().optional(),
