@@ -7,6 +7,7 @@
  * team (a parallel team of 8 members × 1 s model and a synthesis, on a real OpenCode server).
  * messaging (the loop guard in memory; an agent message into an idle recipient's session, on a real server).
  * telemetry (1M invocation lines analysed in one streaming pass: time and RSS growth).
+ * jobs (background shell jobs on a real server: job_start, and job end → completion in the Oracle's session).
  * second-start (OpenCode's next start with and without NSO; minutes, so only with --only).
  * Run with `--only <section>` to run one.
  */
@@ -18,6 +19,7 @@ import { secondStartBench } from "./bench/second-start.js"
 import { teamBench } from "./bench/team.js"
 import { messagingBench } from "./bench/messaging.js"
 import { telemetryBench } from "./bench/telemetry.js"
+import { jobsBench } from "./bench/jobs.js"
 import { printTable, type Row } from "./bench/util.js"
 
 const sections: Record<string, () => Promise<Row[]>> = {
@@ -35,6 +37,7 @@ const sections: Record<string, () => Promise<Row[]>> = {
   team: async () => [...(await teamBench()), ...(await teamBench({ label: "user paused, no snapshots", snapshot: false, nso: { buffer: { pauseMs: 0 } } }))],
   messaging: messagingBench,
   telemetry: () => telemetryBench(),
+  jobs: jobsBench,
   "second-start": () => secondStartBench(),
 }
 /** Sections that take minutes (the offline second start waits out OpenCode's install stall): only with --only. */

@@ -64,6 +64,8 @@ export class JobRunner {
   /** Jobs cancelled by a caller that reports the cancel itself: no message is posted for them. */
   private quiet = new Set<string>()
   private kills = new Map<string, TimerHandle>()
+  /** Jobs this runner sent SIGKILL (their wrapper died with them and wrote no record). */
+  private killed = new Set<string>()
   private disposed = false
 
   constructor(
@@ -141,7 +143,6 @@ export class JobRunner {
     const id = this.deps.ids.id("job")
     const dir = this.dir(id)
     await this.deps.fs.mkdir(dir, { recursive: true })
-    await this.deps.fs.writeFile(join(dir, OUTPUT_LOG), "")
     let pid: number
     try {
       pid = await this.deps.proc.spawnDetached("/bin/sh", ["-c", WRAPPER_SCRIPT, "nso-job", dir, String(timeoutMs), String(this.opts.killGraceMs), command], { cwd })
@@ -221,7 +222,10 @@ export class JobRunner {
     // Nothing left and no record: someone's SIGKILL took the wrapper too, or the machine went down.
     const cancelled = await this.deps.fs.readFile(join(dir, CANCEL_MARKER), "utf8").catch(() => undefined)
     const now = this.deps.clock.now()
-    if (cancelled !== undefined) return this.end(j, { status: "cancelled", signal: "KILL", reason: `${cancelled.trim() || "cancelled"}; it ignored SIGTERM and was killed`, endedAt: now })
+    if (cancelled !== undefined) {
+      const killed = this.killed.has(id)
+      return this.end(j, { status: "cancelled", ...(killed ? { signal: "KILL" } : {}), reason: `${cancelled.trim() || "cancelled"}; ${killed ? "it ignored SIGTERM and was killed" : "it stopped before its wrapper recorded an end"}`, endedAt: now })
+    }
     if (await exists(this.deps, join(dir, TIMEOUT_MARKER)))
       return this.end(j, { status: "timed_out", signal: "KILL", reason: `ran longer than its ${duration(j.timeoutMs)} limit, ignored SIGTERM and was killed`, endedAt: now })
     return this.end(j, { status: "failed", reason: "lost: the process is gone and left no exit record", endedAt: now })
@@ -240,6 +244,12 @@ export class JobRunner {
   /** Journals the end and posts the report in one group commit; only the first end counts. */
   private async end(j: Job, end: JobEnd): Promise<void> {
     if (this.get(j.id)?.status !== "running") return
+    // Read first: the end and its report then reach the journal in one group commit.
+    const quiet = this.quiet.has(j.id)
+    const tail = quiet ? [] : await tailLines(this.deps, join(this.dir(j.id), OUTPUT_LOG), this.opts.tailLines)
+    if (this.get(j.id)?.status !== "running") return
+    this.quiet.delete(j.id)
+    this.killed.delete(j.id)
     this.unwatch(j.id)
     const kill = this.kills.get(j.id)
     if (kill) this.deps.timers.clearTimeout(kill)
@@ -247,8 +257,6 @@ export class JobRunner {
     const written = this.ports.write({ type: "job.ended", id: j.id, end })
     const done = this.get(j.id)!
     this.ports.logged?.(done, "ended")
-    const quiet = this.quiet.delete(j.id)
-    const tail = quiet ? [] : await tailLines(this.deps, join(this.dir(j.id), OUTPUT_LOG), this.opts.tailLines)
     const e = this.ends.get(j.id)
     this.ends.delete(j.id)
     e?.resolve(done)
@@ -286,7 +294,10 @@ export class JobRunner {
         id,
         this.deps.timers.setTimeout(() => {
           this.kills.delete(id)
-          if (this.get(id)?.status === "running" && this.deps.proc.signalGroup(j.pgid, "SIGKILL")) this.deps.log.log("warn", "a job ignored SIGTERM and was killed", { id })
+          if (this.get(id)?.status === "running" && this.deps.proc.signalGroup(j.pgid, "SIGKILL")) {
+            this.killed.add(id)
+            this.deps.log.log("warn", "a job ignored SIGTERM and was killed", { id })
+          }
           this.check(id)
         }, this.opts.killGraceMs),
       )

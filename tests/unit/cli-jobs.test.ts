@@ -74,7 +74,7 @@ describe("nso jobs / job / cancel", () => {
     const dir = tempDir()
     const j = await startJob(dir, "echo first; while [ ! -e gate ]; do sleep 0.02; done; echo last", "gated")
     const log = join(dir, ".opencode/nso/jobs", j.id, "output.log")
-    await until(() => readFileSync(log, "utf8").includes("first"), "the job's first line")
+    await until(() => existsSync(log) && readFileSync(log, "utf8").includes("first"), "the job's first line")
     const list = await run(["jobs", "--dir", dir])
     expect(list.code).toBe(0)
     expect(list.out).toMatch(new RegExp(`^${j.id} · running\\s+· running [\\d.]+ s · - · "gated" · echo first`))

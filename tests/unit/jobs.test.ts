@@ -74,7 +74,7 @@ describe("jobs: start", () => {
     expect(proc.spawned[0]!.file).toBe("/bin/sh")
     // sh -c <wrapper> <$0> <folder> <limit ms> <grace ms> <command>
     expect(proc.spawned[0]!.args.slice(2)).toEqual(["nso-job", rt.jobs.dir(j.id), "3600000", "1000", "npm test"])
-    expect(existsSync(join(rt.jobs.dir(j.id), "output.log"))).toBe(true)
+    expect(existsSync(rt.jobs.dir(j.id))).toBe(true)
     expect(readFileSync(join(dir, ".opencode/nso/journal.jsonl"), "utf8")).toContain('"job.started"')
     expect(rt.jobs.running("ses_o")).toBe(1)
     await rt.dispose()
