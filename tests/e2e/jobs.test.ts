@@ -4,6 +4,7 @@ import { join } from "node:path"
 import { beforeAll, describe, expect, it } from "vitest"
 import type { Job } from "../../plugin/jobs/job.js"
 import { type RunningOpencode } from "../../scripts/harness/opencode.js"
+import { serverFor } from "../../scripts/project.js"
 import { allIdle, journal, liveServer, newSession, ownServers, prompt, transcript, until } from "./helpers.js"
 import { LIMITS } from "./limits.js"
 
@@ -163,6 +164,9 @@ describe("kill -9 of the server mid-job", () => {
     await prompt(first, root, "two long jobs")
     await until(() => jobs(first).length === 2, "both jobs journaled")
     await first.kill()
+    // The jobs run on, holding none of the server's files: the CLI sees no server.
+    expect(groupAlive(job(first, "job a")!.pgid)).toBe(true)
+    expect(serverFor(join(first.projectDir, ".opencode/nso/journal.jsonl")).running).toBe(false)
     // Job a ends while no server runs; its wrapper records the end.
     const a = job(first, "job a")!
     writeFileSync(join(first.projectDir, "gate-a"), "")
