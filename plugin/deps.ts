@@ -109,11 +109,12 @@ export const systemProcesses: Processes = {
   spawnDetached: (file, args, opts) =>
     new Promise((resolve, reject) => {
       const child = spawn(file, [...args], { cwd: opts.cwd, detached: true, stdio: "ignore" })
+      child.unref()
+      // The pid is known at once when the process started; waiting for the "spawn" event would
+      // cost a turn of the event loop on every job start.
+      if (child.pid !== undefined) return resolve(child.pid)
       child.once("error", reject)
-      child.once("spawn", () => {
-        child.unref()
-        resolve(child.pid!)
-      })
+      child.once("spawn", () => resolve(child.pid!))
     }),
   signalGroup: (pgid, signal) => {
     try {

@@ -1,7 +1,7 @@
 import { execFileSync } from "node:child_process"
 import { existsSync, writeFileSync } from "node:fs"
 import { join } from "node:path"
-import { beforeAll, describe, expect, it } from "vitest"
+import { afterAll, beforeAll, describe, expect, it, onTestFinished } from "vitest"
 import type { Job } from "../../plugin/jobs/job.js"
 import { type RunningOpencode } from "../../scripts/harness/opencode.js"
 import { serverFor } from "../../scripts/project.js"
@@ -21,6 +21,16 @@ const jobs = (oc: RunningOpencode): Job[] => {
 }
 const job = (oc: RunningOpencode, title: string) => jobs(oc).find((j) => j.title === title)
 
+/** A job a failed test left running (waiting for a gate that never came) is stopped, not leaked. */
+function stopAll(list: readonly Job[]): void {
+  for (const j of list)
+    try {
+      process.kill(-j.pgid, "SIGKILL")
+    } catch {
+      // gone already
+    }
+}
+
 /** Whether any process of the group is left. */
 function groupAlive(pgid: number): boolean {
   try {
@@ -39,6 +49,7 @@ describe("background jobs on a real server", () => {
   beforeAll(() => {
     oc = srv.oc
   })
+  afterAll(() => stopAll(jobs(oc)))
 
   it("job_start returns while the job runs, the user keeps chatting, the completion with exit 0 and the tail arrives at the pause", async () => {
     model.script([
@@ -146,6 +157,8 @@ describe("kill -9 of the server mid-job", () => {
     const { model, start } = ownServers()
     const nso = { buffer: { pauseMs: 200 }, init: { sweepDelayMs: 50 } }
     const first = await start({ nso })
+    const seen: Job[] = []
+    onTestFinished(() => stopAll(seen))
     model.script([
       {
         when: { user: "two long jobs" },
@@ -163,6 +176,7 @@ describe("kill -9 of the server mid-job", () => {
     const root = await newSession(first, "restart")
     await prompt(first, root, "two long jobs")
     await until(() => jobs(first).length === 2, "both jobs journaled")
+    seen.push(...jobs(first))
     await first.kill()
     // The jobs run on, holding none of the server's files: the CLI sees no server.
     expect(groupAlive(job(first, "job a")!.pgid)).toBe(true)
