@@ -16,8 +16,11 @@ export function jobStartTool(rt: Runtime) {
       timeout_ms: z.number().optional(),
     },
     async run(args, call) {
-      // The agent's bash permission, as OpenCode applies it to bash (patterns included), also
-      // governs the commands it runs as jobs; NSO's own check (the profile's rules) follows.
+      // NSO's own check (the profile's rules) first: never ask the user about a command it refuses.
+      const refusal = rt.catalogue.refuseCommand(call.agent, args.command)
+      if (refusal) throw new JobError(refusal)
+      // The agent's bash permission, as OpenCode applies it to bash (patterns included, a rule
+      // that says ask asks the user), also governs the commands it runs as jobs.
       try {
         await call.ask?.("bash", [args.command])
       } catch (err) {
