@@ -59,6 +59,8 @@ describe("background jobs on a real server", () => {
       { when: { user: "[NSO · job · completion]" }, reply: { text: "The build passed." }, times: 1 },
       { when: { userMatch: "job status\\? (job_\\w+)" }, reply: { toolCalls: [{ name: "tasks", args: { id: "$1" } }] }, times: 1 },
       { when: { toolResult: "Last 2 line(s)" }, reply: { text: "It printed built-ok." }, times: 1 },
+      { when: { user: "list the background work" }, reply: { toolCalls: [{ name: "tasks", args: {} }] }, times: 1 },
+      { when: { toolResult: "job(s)" }, reply: { text: "One job." }, times: 1 },
     ])
     const root = await newSession(oc, "jobs")
     await prompt(oc, root, "please run the slow build")
@@ -89,6 +91,9 @@ describe("background jobs on a real server", () => {
     const status = model.requests.find((r) => r.lastToolResult?.includes(`Job ${j.id}`))!
     expect(status.lastToolResult).toContain(`Job ${j.id} ("slow build") succeeded (exit 0)`)
     expect(status.lastToolResult).toContain("Last 2 line(s) of output:\nbuilt-ok\nsecond-line")
+    await prompt(oc, root, "list the background work")
+    const listed = model.requests.find((r) => r.lastToolResult?.includes("job(s)"))!
+    expect(listed.lastToolResult).toMatch(new RegExp(`1 job\\(s\\), 0 running:\n${j.id} · job · succeeded \\(exit 0\\) after [\\d.]+ s · "slow build"`))
   })
 
   it("a failing job gets a model reply", async () => {

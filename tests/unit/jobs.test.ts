@@ -289,3 +289,46 @@ describe("jobs: cancel", () => {
     await rt.dispose()
   })
 })
+
+describe("jobs: tools and permissions", () => {
+  const ctx = (sessionID: string, agent = "oracle") => ({ sessionID, agent, messageID: "msg_x", directory: "", worktree: "", abort: new AbortController().signal, metadata: () => {}, ask: async () => {} })
+
+  it("job_start returns the id at once; tasks lists the job, waits for its end and shows the tail; bad arguments are phrased for the model", async () => {
+    const { rt, proc } = await setup()
+    const { jobStartTool } = await import("../../plugin/opencode/tools/job-start.js")
+    const { tasksTool } = await import("../../plugin/opencode/tools/tasks.js")
+    const started = (await jobStartTool(rt).execute({ command: "make all", title: "make" }, ctx("ses_o") as never)) as { output: string; metadata: { jobId: string } }
+    const id = started.metadata.jobId
+    expect(started.output).toMatch(new RegExp(`^Started job ${id} \\(pid 4000, limit 3600 s\\)`))
+    const list = (await tasksTool(rt).execute({}, ctx("ses_o") as never)) as string
+    expect(list).toContain(`1 job(s), 1 running:\n${id} · job · running`)
+    // wait_ms: the call returns when the job ends, not after the wait.
+    const waiting = tasksTool(rt).execute({ id, wait_ms: 60_000 }, ctx("ses_o") as never) as Promise<string>
+    await rt.jobs.idle()
+    finish(rt.jobs.dir(id), { exitCode: 0 }, "compiled\n")
+    proc.alive.delete(4000)
+    proc.watchers.get(rt.jobs.dir(id))!()
+    const report = await waiting
+    expect(report).toContain(`Job ${id} ("make") succeeded (exit 0)`)
+    expect(report).toContain("Last 1 line(s) of output:\ncompiled")
+    await expect(jobStartTool(rt).execute({ command: "make", timeout_ms: -1 }, ctx("ses_o") as never)).rejects.toThrow(/^job_start: timeout_ms must be a whole number/)
+    await expect(tasksTool(rt).execute({ id, message: "hi" }, ctx("ses_o") as never)).rejects.toThrow(/is a shell job: it reads no messages/)
+    await expect(tasksTool(rt).execute({ id: "job_nothere" }, ctx("ses_o") as never)).rejects.toThrow(/No job "job_nothere"/)
+    // A read-only agent is refused before OpenCode's permission is even asked.
+    let asked = false
+    await expect(jobStartTool(rt).execute({ command: "ls" }, { ...ctx("ses_s", "scout"), ask: async () => void (asked = true) } as never)).rejects.toThrow(/NSO refused the job: the scout agent may not run it/)
+    expect(asked).toBe(false)
+    await rt.dispose()
+  })
+
+  it("job_start is denied in OpenCode's permissions to a profile that may not run bash, and mirrors nothing else", async () => {
+    const { permissionRules } = await import("../../plugin/opencode/permissions.js")
+    const { Profile } = await import("../../plugin/agents/profiles.js")
+    const p = (over: object) => Profile.parse({ name: "x", description: "x", prompt: "x", ...over })
+    expect(permissionRules(p({ permission: { bash: "deny" } }), true)).toMatchObject({ job_start: "deny" })
+    expect(permissionRules(p({ tools: { denied: ["bash"] } }), true)).toMatchObject({ job_start: "deny" })
+    expect(permissionRules(p({ tools: { allowed: ["read"] } }), true)).toMatchObject({ job_start: "deny" })
+    expect(permissionRules(p({}), true)).not.toHaveProperty("job_start")
+    expect(permissionRules(p({ permission: { bash: { "npm *": "allow" } } }), true)).not.toHaveProperty("job_start")
+  })
+})
