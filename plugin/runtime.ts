@@ -292,9 +292,10 @@ export class Runtime {
    */
   async startBackground(): Promise<void> {
     await this.deliverer.settle([...this.state.inDoubt.entries()], this.state.inDoubtEnvelopes)
+    // Jobs need nothing from OpenCode to settle: first, and whatever happens to the rest.
+    await this.jobs.recover().catch((err) => this.deps.log.log("error", "job recovery failed", { error: String(err) }))
     await this.tasks.recover()
     await this.runs.recover()
-    await this.jobs.recover()
     this.telemetry.resume()
     for (const q of await this.questions.closeOrphans())
       this.notices.add(`Question ${q.id} (${q.from}: "${q.text.slice(0, 80)}") was closed: ${q.closedReason}. An answer to it could reach nobody.`)
