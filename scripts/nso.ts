@@ -356,7 +356,7 @@ const commands: Record<string, Command> = {
       if (!j) throw new UsageError(`no job "${id}" (see nso jobs --all)`)
       const dir = jobDir(ctx.dir, ctx.stateDir, id)
       const tail = await tailLines(deps, outputPath(dir), lines)
-      if (ctx.json && !values.follow) return { ...j, output: tail, log: outputPath(dir) }
+      if (ctx.json) return { ...j, output: tail, log: outputPath(dir) }
       ctx.out(jobHeadline(j, Date.now()))
       if (!values.follow || j.status !== "running") {
         ctx.out(tail.length ? tail.join("\n") : "(no output)")

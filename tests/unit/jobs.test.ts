@@ -129,6 +129,10 @@ describe("jobs: end", () => {
     await rt.toolLog.flush()
     const log = readFileSync(join(rt.projectDir, ".opencode/nso/log.jsonl"), "utf8").trim().split("\n").map((l) => JSON.parse(l))
     expect(log.map((l) => [l.tool, l.ok])).toEqual([["job.started", true], ["job.ended", true]])
+    // And in the session's close summary.
+    rt.registry.learn("ses_o", {})
+    await rt.closer.close("ses_o")
+    expect(readFileSync(join(rt.projectDir, ".opencode/context/01_memory/progress.md"), "utf8")).toContain("- Jobs: tests [succeeded, exit 0]")
     await rt.dispose()
   })
 
