@@ -1,4 +1,5 @@
-import { existsSync, readFileSync, writeFileSync } from "node:fs"
+import { spawn } from "node:child_process"
+import { existsSync, readdirSync, readFileSync, writeFileSync } from "node:fs"
 import { join } from "node:path"
 import { beforeEach, describe, expect, it, onTestFinished, vi } from "vitest"
 import { createDeps } from "../../plugin/deps.js"
@@ -119,6 +120,28 @@ describe("nso jobs / job / cancel", () => {
     // The session that started it hears of it when OpenCode runs here again.
     expect([...state.pending.values()].filter((e) => e.sessionId === "ses_root" && e.text.includes(`Job ${j.id}`))).toHaveLength(1)
     expect((await run(["cancel", j.id, "--dir", dir])).err).toContain(`job ${j.id} already ended: cancelled`)
+  })
+
+  it("cancel with a server running leaves it to the server: a journal request, the job untouched by the CLI", async () => {
+    const dir = tempDir()
+    const j = await startJob(dir, "sleep 300", "served")
+    // Stands in for the server: another process holding the journal open.
+    const holder = spawn("sh", ["-c", `exec 3<"${join(dir, ".opencode/nso/journal.jsonl")}"; sleep 30`], { stdio: "ignore" })
+    onTestFinished(() => void holder.kill("SIGKILL"))
+    await until(() => {
+      try {
+        return readdirSync(`/proc/${holder.pid}/fd`).includes("3")
+      } catch {
+        return false
+      }
+    }, "the stand-in server holding the journal")
+    const r = await run(["cancel", j.id, "--dir", dir])
+    expect(r.code).toBe(0)
+    expect(r.out).toContain(`Cancellation of ${j.id} recorded in the journal; the running OpenCode server stops its process group`)
+    const { state } = await Journal.read(createDeps(), nsoReducer, join(dir, ".opencode/nso"))
+    expect(state.jobs.get(j.id)!.status).toBe("running")
+    expect(readFileSync(join(dir, ".opencode/nso/journal.jsonl"), "utf8")).toContain(`"type":"job.cancel_requested","id":"${j.id}","by":"the user (nso cancel)"`)
+    expect(groupAlive(j.pgid)).toBe(true)
   })
 
   it("bad ids get a clear error and exit 2", async () => {
