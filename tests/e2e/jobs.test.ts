@@ -136,6 +136,36 @@ describe("background jobs on a real server", () => {
     expect((await transcript(oc.client, root)).filter((m) => m.nso && m.text.includes(j.id))).toHaveLength(0)
   })
 
+  it("a background agent's job keeps its task open; the job's end goes to that agent, which then finishes the task", async () => {
+    model.script([
+      { when: { user: "delegate the build" }, reply: { toolCalls: [{ name: "delegate", args: { agent: "builder", prompt: "builder: run the build job", title: "build via job" } }] }, times: 1 },
+      { when: { toolResult: "Started task" }, reply: { text: "Delegated." }, times: 1 },
+      { when: { user: "builder: run the build job" }, reply: { toolCalls: [{ name: "job_start", args: { command: gated("gate-task", "task-job-done"), title: "task build" } }] }, times: 1 },
+      { when: { toolResult: "Started job" }, reply: { text: "Build started; waiting for it." }, times: 1 },
+      { when: { user: "task-job-done" }, reply: { text: "The build job passed." }, times: 1 },
+      { when: { user: "The build job passed." }, reply: { text: "The builder is done." }, times: 1 },
+    ])
+    const root = await newSession(oc, "task job")
+    await prompt(oc, root, "delegate the build")
+    const task = () => journal(oc).filter((r) => r.e.type === "task.created").map((r) => r.e.task as { id: string; title: string }).find((t) => t.title === "build via job")!
+    const status = () => journal(oc).filter((r) => r.e.type === "task.updated" && r.e.id === task().id && (r.e.patch as { status?: string }).status).map((r) => (r.e.patch as { status: string }).status).at(-1)
+    const turn = await model.waitFor((r) => r.lastToolResult?.includes("Started job") ?? false, { what: "the builder's turn after job_start" })
+    await until(() => turn.respondedAt > 0, "the builder's reply sent")
+    await allIdle(oc.client)
+    // The builder's turn is over and its session idle, but its job waits for the gate: the task is not done.
+    const j = job(oc, "task build")!
+    expect(j).toMatchObject({ status: "running", taskId: task().id })
+    expect(status()).toBe("running")
+    writeFileSync(join(oc.projectDir, "gate-task"), "")
+    const back = await model.waitFor((r) => r.lastUser.includes("task-job-done"), { what: "the job's end in the builder's session" })
+    expect(back.lastUser).toContain("[NSO · job · completion]")
+    await model.waitFor((r) => r.lastUser.includes("The build job passed."), { what: "the task's result reaching the Oracle" })
+    await until(() => status() === "completed", "the task completed", { saw: () => String(status()) })
+    await allIdle(oc.client)
+    // The job's report went to the builder's session, not the Oracle's.
+    expect((await transcript(oc.client, root)).some((m) => m.text.includes(j.id))).toBe(false)
+  })
+
   it("a read-only profile cannot start a job: the tool is hidden, and a call made anyway is refused", async () => {
     model.script([
       { when: { user: "scout: run the tests" }, reply: { toolCalls: [{ name: "job_start", args: { command: "touch scout-ran.txt" } }] }, times: 1 },
