@@ -137,17 +137,20 @@ export class JobRunner {
     if (running >= this.opts.maxRunning)
       throw new JobError(`${running} jobs already run (the jobs.maxRunning option allows ${this.opts.maxRunning}). Wait for one to end (tasks with its id and wait_ms) or cancel one, then start this again.`)
     const cwd = input.cwd ? (isAbsolute(input.cwd) ? input.cwd : resolve(this.ports.projectDir, input.cwd)) : this.ports.projectDir
-    const st = await this.deps.fs.stat(cwd).catch(() => undefined)
-    if (!st?.isDirectory()) throw new JobError(`cwd "${input.cwd}" is not a folder (resolved to ${cwd}). Give a folder relative to the project, or leave cwd out.`)
+    if (input.cwd && !(await this.deps.fs.stat(cwd).catch(() => undefined))?.isDirectory())
+      throw new JobError(`cwd "${input.cwd}" is not a folder (resolved to ${cwd}). Give a folder relative to the project, or leave cwd out.`)
 
     const id = this.deps.ids.id("job")
     const dir = this.dir(id)
-    await this.deps.fs.mkdir(dir, { recursive: true })
-    let pid: number
-    try {
-      pid = await this.deps.proc.spawnDetached("/bin/sh", ["-c", WRAPPER_SCRIPT, "nso-job", dir, String(timeoutMs), String(this.opts.killGraceMs), command], { cwd })
-    } catch (err) {
-      throw new JobError(`the job could not be started: ${(err as Error).message}`)
+    // The wrapper makes its folder too (mkdir -p): the two run side by side, not one after the other.
+    const made = this.deps.fs.mkdir(dir, { recursive: true })
+    const [folder, spawned] = await Promise.allSettled([made, this.deps.proc.spawnDetached("/bin/sh", ["-c", WRAPPER_SCRIPT, "nso-job", dir, String(timeoutMs), String(this.opts.killGraceMs), command], { cwd })])
+    if (spawned.status === "rejected") throw new JobError(`the job could not be started: ${(spawned.reason as Error).message}`)
+    const pid = spawned.value
+    if (folder.status === "rejected") {
+      // Nowhere to write its output or its end: a job nobody could follow. Stop it now.
+      this.deps.proc.signalGroup(pid, "SIGKILL")
+      throw new JobError(`the job's folder ${dir} could not be made (${(folder.reason as Error).message}); the job was not started.`)
     }
     const taskId = this.ports.taskOf(input.sessionId)
     const job: Job = {

@@ -18,6 +18,7 @@
 export const WRAPPER_SCRIPT = String.raw`
 trap 'got=1' TERM INT HUP
 dir=$1; limit=$2; grace=$3; cmd=$4
+mkdir -p "$dir"
 now() { t=$(date +%s%3N 2>/dev/null); case $t in ''|*[!0-9]*) echo "$(date +%s)000" ;; *) echo "$t" ;; esac; }
 secs() { echo "$(($1 / 1000)).$(printf %03d $(($1 % 1000)))"; }
 # A sleep of $1 ms in the form this system's sleep takes (fractions are not POSIX).
