@@ -1,4 +1,5 @@
-import { appendFileSync, mkdirSync } from "node:fs"
+import { spawn } from "node:child_process"
+import { appendFileSync, mkdirSync, watch as fsWatch } from "node:fs"
 import * as nodeFs from "node:fs/promises"
 import { dirname } from "node:path"
 import { customAlphabet } from "nanoid"
@@ -16,6 +17,8 @@ export interface Deps {
   log: Logger
   /** OpenCode, seen through NSO's own small port (adapted in opencode/host.ts). */
   host: Host
+  /** Processes NSO starts and stops itself (background jobs), and folder watches. */
+  proc: Processes
   /**
    * Appends to a file synchronously, creating its folder: only for the signal path (SIGTERM),
    * where the process may exit right after the handlers run and nothing async completes.
@@ -87,6 +90,54 @@ export const detachedHost: Host = {
   abort: async () => {},
   lastAssistant: async () => undefined,
   busySessions: async () => new Set(),
+}
+
+/** Background jobs' side of the operating system. */
+export interface Processes {
+  /**
+   * Starts `file args…` detached: its own session and process group (pgid = pid), no stdio, not
+   * waited for, so it outlives this process. Returns its pid.
+   */
+  spawnDetached(file: string, args: readonly string[], opts: { cwd: string }): Promise<number>
+  /** Sends `signal` (0: only test) to every process of a group; false if the group has none left. */
+  signalGroup(pgid: number, signal: "SIGTERM" | "SIGKILL" | 0): boolean
+  /** Calls `onChange` when something in the folder changes; returns the stop function. Best effort. */
+  watch(dir: string, onChange: () => void): () => void
+}
+
+export const systemProcesses: Processes = {
+  spawnDetached: (file, args, opts) =>
+    new Promise((resolve, reject) => {
+      const child = spawn(file, [...args], { cwd: opts.cwd, detached: true, stdio: "ignore" })
+      child.unref()
+      // The pid is known at once when the process started; waiting for the "spawn" event would
+      // cost a turn of the event loop on every job start.
+      if (child.pid !== undefined) return resolve(child.pid)
+      child.once("error", reject)
+      child.once("spawn", () => resolve(child.pid!))
+    }),
+  signalGroup: (pgid, signal) => {
+    try {
+      process.kill(-pgid, signal)
+      return true
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === "ESRCH") return false
+      // EPERM: the group exists but is not ours to signal.
+      if ((err as NodeJS.ErrnoException).code === "EPERM") return true
+      throw err
+    }
+  },
+  watch: (dir, onChange) => {
+    try {
+      const w = fsWatch(dir, () => onChange())
+      w.on("error", () => {})
+      w.unref?.()
+      return () => w.close()
+    } catch {
+      // The folder may be gone or the platform may not watch: the caller's poll covers it.
+      return () => {}
+    }
+  },
 }
 
 export interface Clock {
@@ -184,6 +235,7 @@ export function createDeps(overrides: Partial<Deps> = {}): Deps {
     fs: nodeFs,
     log: silentLogger,
     host: detachedHost,
+    proc: systemProcesses,
     appendSync,
     ...overrides,
   }

@@ -21,6 +21,7 @@ import { askUserTool } from "./opencode/tools/ask-user.js"
 import { boardTool } from "./opencode/tools/board.js"
 import { sendMessageTool } from "./opencode/tools/send-message.js"
 import { tasksTool } from "./opencode/tools/tasks.js"
+import { jobStartTool } from "./opencode/tools/job-start.js"
 import { watch } from "node:fs"
 import { homedir } from "node:os"
 import { sharedDirs } from "./agents/shared.js"
@@ -126,6 +127,7 @@ export const NsoPlugin: Plugin = async (input, pluginOptions) => {
       ask_user: askUserTool(rt),
       send_message: sendMessageTool(rt),
       board: boardTool(rt),
+      job_start: jobStartTool(rt),
     },
     dispose: async () => {
       process.off("SIGTERM", onTerm)

@@ -125,6 +125,17 @@ export const MessagingOptions = z
   .prefault({})
 export type MessagingOptions = z.infer<typeof MessagingOptions>
 
+export const JobOptions = z
+  .object({
+    defaultTimeoutMs: ms(60 * 60_000, "Time limit of a background job started without timeout_ms; 0 means none"),
+    maxRunning: z.number().int().positive().default(4).describe("Most background jobs running at once in this project; job_start refuses beyond"),
+    tailLines: z.number().int().positive().default(20).describe("Last lines of a job's output shown in its completion and in tasks (lines)"),
+    killGraceMs: ms(3_000, "Between SIGTERM and SIGKILL when a job is cancelled or runs out of time"),
+  })
+  .strict()
+  .prefault({})
+export type JobOptions = z.infer<typeof JobOptions>
+
 export const KnowledgeOptions = z
   .object({
     budgetChars: z.number().int().positive().default(6_000).describe("Most characters of matching runbooks added to an agent's system prompt"),
@@ -204,6 +215,7 @@ export const Options = z
     knowledge: KnowledgeOptions,
     telemetry: TelemetryOptions,
     dashboard: DashboardOptions,
+    jobs: JobOptions,
   })
   .strict()
 export type Options = z.infer<typeof Options>

@@ -1,4 +1,5 @@
 import { z } from "zod"
+import { Job, JobEnd, JobId } from "./jobs/job.js"
 
 /**
  * Everything that crosses a boundary (a tool call, a file on disk, an injected message) is
@@ -347,6 +348,11 @@ export const JournalEvent = z.discriminatedUnion("type", [
   event("message.told", { to: z.string().min(1), text: z.string().min(1), by: z.string() }),
   /** Written by another process (the CLI): the server starts the run. */
   event("workflow.requested", { team: z.string(), goal: z.string(), sessionId: z.string().optional(), by: z.string() }),
+  /** A background shell job was started (plugin/jobs/). */
+  event("job.started", { job: Job }),
+  event("job.ended", { id: JobId, end: JobEnd }),
+  /** Written by another process (the CLI): the server cancels the job. */
+  event("job.cancel_requested", { id: JobId, by: z.string() }),
 ])
 export type JournalEvent = z.infer<typeof JournalEvent>
 

@@ -34,6 +34,7 @@ import { memberName, orderedMembers } from "./teams/team.js"
 import type { Team } from "./teams/team.js"
 import { JsonlLog } from "./telemetry/jsonl.js"
 import { ToolLog } from "./telemetry/tool-log.js"
+import { JobRunner } from "./jobs/runner.js"
 
 /**
  * NSO's core, wired together: the journal and the state it replays, and one module per concern
@@ -51,6 +52,8 @@ export class Runtime {
   /** Team runs over the tasks. */
   readonly runs: TeamRunner
   readonly questions: QuestionManager
+  /** Background shell jobs (no model). */
+  readonly jobs: JobRunner
   /** Agent-to-agent messages and the shared board. */
   readonly messenger: Messenger
   /** Workflow events and invocation lines, written as work happens. */
@@ -93,7 +96,7 @@ export class Runtime {
     this.registry = new SessionRegistry(deps)
     this.deliverer = new Deliverer(deps, options.buffer, this.registry, {
       write: (e) => this.write(e),
-      runningTasks: (sid) => this.tasks.running(sid) + this.runs.liveFrom(sid),
+      runningTasks: (sid) => this.tasks.running(sid) + this.runs.liveFrom(sid) + this.jobs.running(sid),
       gathers: (sid) => this.runs.gathers(sid),
       delivered: (sid, reply) => {
         if (reply) this.telemetry.deliveryTurn(sid)
@@ -120,7 +123,7 @@ export class Runtime {
       sessionStarted: (sid, parentId, title) => void this.registry.learn(sid, { parentId, title }),
       isolationHeader: renderIsolation,
       // Messages held or being handed to it, team runs it started, or a turn NSO just started in it.
-      awaiting: (sid) => this.deliverer.holding(sid) + this.runs.liveFrom(sid) + (this.registry.get(sid).busy ? 1 : 0),
+      awaiting: (sid) => this.deliverer.holding(sid) + this.runs.liveFrom(sid) + this.jobs.running(sid) + (this.registry.get(sid).busy ? 1 : 0),
       projectDir,
       stateDir: options.stateDir,
     })
@@ -135,6 +138,24 @@ export class Runtime {
         const c = await readContext(deps, contextPath(projectDir, options.stateDir))
         return c.goal || c.status || c.notes.length ? formatContext(c, 5) : undefined
       },
+    })
+    this.jobs = new JobRunner(deps, options.jobs, {
+      state,
+      write: (e) => this.write(e),
+      post: (m) => this.outbox.post(m),
+      refuse: (agent, command) => this.catalogue.refuseCommand(agent, command),
+      taskOf: (sid) => this.tasks.bySessionId(sid)?.id,
+      logged: (job, phase) =>
+        this.toolLog.note({
+          sessionId: job.sessionId,
+          agent: job.startedBy,
+          tool: `job.${phase}`,
+          args: { id: job.id, title: job.title, command: job.command, ...(phase === "ended" ? { status: job.status, exitCode: job.exitCode, signal: job.signal } : {}) },
+          ...(phase === "ended" && job.endedAt ? { durationMs: job.endedAt - job.startedAt } : {}),
+          ...(phase === "ended" && job.status !== "succeeded" ? { error: job.reason ?? job.status } : {}),
+        }),
+      projectDir,
+      stateDir: options.stateDir,
     })
     this.questions = new QuestionManager(deps, options.tasks.questionTimeoutMs, {
       state,
@@ -171,7 +192,10 @@ export class Runtime {
       audit: (r) => this.tags.append(r),
     })
     // A task that ended will never read what still waits for it: drop it, and say so in the log.
+    // Jobs it started would report to nobody: stop them.
     this.tasks.onEnded((t) => {
+      if (t.sessionId && this.jobs.running(t.sessionId))
+        void this.jobs.cancelOwnedBy(t.sessionId, `the task that started it (${t.agent}: ${t.title}) ended ${t.status}`).catch((err) => deps.log.log("warn", "could not stop a task's jobs", { task: t.id, error: String(err) }))
       if (t.sessionId)
         void this.deliverer
           .dropAll(t.sessionId)
@@ -206,7 +230,7 @@ export class Runtime {
     })
     this.closer = new SessionCloser(
       deps,
-      { projectDir, contextDir: options.init.contextDir, registry: this.registry, tasks: () => state.tasks.values(), questions: () => state.questions.values() },
+      { projectDir, contextDir: options.init.contextDir, registry: this.registry, tasks: () => state.tasks.values(), questions: () => state.questions.values(), jobs: () => state.jobs.values() },
     )
   }
 
@@ -273,6 +297,8 @@ export class Runtime {
    */
   async startBackground(): Promise<void> {
     await this.deliverer.settle([...this.state.inDoubt.entries()], this.state.inDoubtEnvelopes)
+    // Jobs need nothing from OpenCode to settle: first, and whatever happens to the rest.
+    await this.jobs.recover().catch((err) => this.deps.log.log("error", "job recovery failed", { error: String(err) }))
     await this.tasks.recover()
     await this.runs.recover()
     this.telemetry.resume()
@@ -356,7 +382,7 @@ export class Runtime {
    * Stops all background work of a session's tree — team runs and tasks, deepest first — or of
    * every session when none is named (the CLI's `nso cancel --all`). Returns what was stopped.
    */
-  async cancelAll(sessionId: string | undefined, reason: string): Promise<{ tasks: Task[]; runs: string[] }> {
+  async cancelAll(sessionId: string | undefined, reason: string): Promise<{ tasks: Task[]; runs: string[]; jobs: string[] }> {
     const inTree = sessionId ? this.tasks.tree(sessionId) : [...this.state.tasks.values()]
     const sessions = sessionId ? new Set([sessionId, ...inTree.flatMap((t) => (t.sessionId ? [t.sessionId] : []))]) : undefined
     const runs = [...this.state.workflows.values()].filter((w) => !w.parentWorkflowId && !TERMINAL_PHASES.has(w.phase) && (!sessions || sessions.has(w.parentSessionId)))
@@ -364,7 +390,10 @@ export class Runtime {
     for (const w of runs) out.push(...(await this.runs.cancel(w.id, reason, { tell: false })))
     const tops = inTree.filter((t) => !TERMINAL_TASK_STATUSES.has(t.status) && !(t.parentTaskId && !TERMINAL_TASK_STATUSES.has(this.tasks.get(t.parentTaskId)?.status ?? "failed")))
     for (const t of tops) if (!TERMINAL_TASK_STATUSES.has(this.tasks.get(t.id)!.status)) out.push(...(await this.tasks.cancel(t.id, reason, { tell: false })))
-    return { tasks: out, runs: runs.map((w) => w.id) }
+    // Jobs: the session's own, and (already stopped above) those of the tasks that ended.
+    const jobs = [...this.state.jobs.values()].filter((j) => j.status === "running" && (!sessions || sessions.has(j.sessionId)))
+    for (const j of jobs) await this.jobs.cancel(j.id, reason, { tell: false }).catch((err) => this.deps.log.log("warn", "could not stop a job", { id: j.id, error: String(err) }))
+    return { tasks: out, runs: runs.map((w) => w.id), jobs: jobs.map((j) => j.id) }
   }
 
   /** Puts the notices this session has not seen in front of the user, once, without a model turn. */
@@ -385,6 +414,7 @@ export class Runtime {
       else if (e.type === "task.cancel_all_requested")
         await this.cancelAll(e.sessionId, `cancelled by ${e.by} (stop everything)`).catch((err) => this.notices.add(`Stopping all background work (${e.by}) failed: ${(err as Error).message}`))
       else if (e.type === "workflow.requested") await this.startRequested(e)
+      else if (e.type === "job.cancel_requested") await this.jobs.cancel(e.id, `cancelled by ${e.by}`).catch(() => {})
       else if (e.type === "message.told") await this.tell(e.to, e.text, e.by).catch((err) => this.notices.add(`Your message for ${e.to} (${e.by}) was not delivered: ${(err as Error).message}`))
     }
   }
@@ -502,6 +532,7 @@ export class Runtime {
     if (this.activitySweep) this.deps.timers.clearInterval(this.activitySweep)
     this.tasks.dispose()
     this.questions.dispose()
+    this.jobs.dispose()
     this.messenger.dispose()
     this.deliverer.dispose()
     await this.toolLog.flush()

@@ -9,6 +9,7 @@
  * messaging (the loop guard in memory; an agent message into an idle recipient's session, on a real server).
  * telemetry (1M invocation lines analysed in one streaming pass: time and RSS growth).
  * dashboard (an NSO event → visible in a real browser; a page with 1,000 tasks drawn).
+ * jobs (background shell jobs on a real server: job_start, and job end → completion in the Oracle's session).
  * second-start (OpenCode's next start with and without NSO; minutes, so only with --only).
  * Run with `--only <section>` to run one.
  */
@@ -21,6 +22,7 @@ import { teamBench } from "./bench/team.js"
 import { messagingBench } from "./bench/messaging.js"
 import { telemetryBench } from "./bench/telemetry.js"
 import { dashboardBench } from "./bench/dashboard.js"
+import { jobsBench } from "./bench/jobs.js"
 import { printTable, type Row } from "./bench/util.js"
 
 const sections: Record<string, () => Promise<Row[]>> = {
@@ -40,6 +42,7 @@ const sections: Record<string, () => Promise<Row[]>> = {
   messaging: messagingBench,
   telemetry: () => telemetryBench(),
   dashboard: () => dashboardBench(),
+  jobs: jobsBench,
   "second-start": () => secondStartBench(),
 }
 /** Sections that take minutes (the offline second start waits out OpenCode's install stall): only with --only. */

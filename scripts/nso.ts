@@ -44,6 +44,8 @@ import { URL_FILE, urlFile } from "../plugin/dashboard/open.js"
 import { replaySource } from "../plugin/dashboard/replay.js"
 import { startDashboard } from "../plugin/dashboard/server.js"
 import { findNso, findProject, isDir, ProjectError, serverFor, type NsoLookup, type Project, type ServerSeen } from "./project.js"
+import { cancelWithoutServer, exitRecorded, follow, jobHeadline, jobsTable, outputPath } from "./job-commands.js"
+import { jobDir, tailLines } from "../plugin/jobs/files.js"
 
 export class UsageError extends Error {}
 
@@ -165,6 +167,27 @@ function readLines(path: string): Record<string, unknown>[] {
   return out
 }
 
+/**
+ * A job: the running server cancels it (a journal request, as for tasks); with no server, the CLI
+ * stops the process group itself and records the end.
+ */
+async function cancelJob(ctx: Ctx, s: LiveState, id: string): Promise<unknown> {
+  const j = s.jobs.get(id)
+  if (!j) throw new UsageError(`no job "${id}" (see nso jobs)`)
+  if (j.status !== "running") throw new UsageError(`job ${id} already ended: ${j.status}`)
+  const server = ctx.server()
+  if (server.running) {
+    await appendOne(ctx, { type: "job.cancel_requested", id, by: "the user (nso cancel)" })
+    if (ctx.json) return { id, requested: true, serverRunning: true }
+    ctx.out(`Cancellation of ${id} recorded in the journal; ${afterAppend(server, "stops its process group (SIGTERM, then SIGKILL after the grace)")}`)
+    return undefined
+  }
+  const { said, job } = await cancelWithoutServer(deps, { projectDir: ctx.dir, stateDir: ctx.stateDir }, ctx.options.jobs, s, id, "the user (nso cancel)")
+  if (ctx.json) return { id, cancelled: job.status !== "running", status: job.status, serverRunning: server.running ?? null }
+  ctx.out(`${said} No OpenCode server with NSO runs here (${server.how}): nso stopped it and recorded the end.`)
+  return undefined
+}
+
 /** Where NSO is listed, in one line. */
 function pluginLine(ctx: Ctx): string {
   const { entries, problems } = ctx.nso
@@ -269,6 +292,7 @@ const commands: Record<string, Command> = {
         server: { running: server.running ?? null, pids: server.pids.map((p) => p.pid), how: server.how },
         journal: { records: report.records, snapshot: report.snapshot, corrupt: report.corrupt, torn: report.torn },
         tasks: { total: tasks.length, active: tasks.filter((t) => !TERMINAL_TASK_STATUSES.has(t.status)).length, byStatus, usage: spent },
+        jobs: { total: s.jobs.size, running: [...s.jobs.values()].filter((j) => j.status === "running").length },
         pendingMessages: pending.length,
         inDoubtDeliveries: s.inDoubt.size,
         openQuestions: open.map((q) => ({ id: q.id, from: q.from, text: q.text })),
@@ -285,6 +309,7 @@ const commands: Record<string, Command> = {
         `Journal: ${report.records} records${report.snapshot ? " + snapshot" : ""}${report.corrupt || report.torn ? ` (${report.corrupt} corrupt, ${report.torn} torn lines skipped)` : ""}`,
         `Tasks: ${tasks.length} (${Object.entries(byStatus).map(([k, v]) => `${v} ${k}`).join(", ") || "none"})`,
         `Spent by background tasks: ${spent.turns ? usageLine(spent) : "nothing recorded yet"}`,
+        `Jobs: ${s.jobs.size ? `${[...s.jobs.values()].filter((j) => j.status === "running").length} running of ${s.jobs.size} (nso jobs)` : "none"}`,
         `Pending agent messages: ${pending.length}${s.inDoubt.size ? `, ${s.inDoubt.size} deliveries in doubt` : ""}`,
         `Open questions: ${open.length}${open.map((q) => `\n  ${q.id} from ${q.from}: ${q.text}`).join("")}`,
         `Sessions initialised: ${s.initialized.size}${inits.length ? ` (last: ${String(inits.at(-1)!.session)} ${inits.at(-1)!.ok ? "ok" : "FAILED"} at ${String(inits.at(-1)!.time)})` : ""}`,
@@ -331,6 +356,8 @@ const commands: Record<string, Command> = {
       for (const t of list) ctx.out(taskLine(t, now, open.find((q) => q.taskId === t.id)))
       const spent = [...s.tasks.values()].reduce((u, t) => addUsage(u, t.usage ?? NO_USAGE), NO_USAGE)
       if (spent.turns) ctx.out(`All background work so far: ${usageLine(spent)}`)
+      const jobs = [...s.jobs.values()].filter((j) => j.status === "running")
+      if (jobs.length) ctx.out(`${jobs.length} background job(s) running (nso jobs): ${jobs.map((j) => `${j.id} "${j.title}"`).join(", ")}`)
       return undefined
     },
   },
@@ -372,11 +399,72 @@ const commands: Record<string, Command> = {
       return undefined
     },
   },
-  cancel: {
-    summary: "Cancel a background task or team run and everything it started: nso cancel <task or run id>; nso cancel --all stops everything",
-    usage: "nso cancel <task or run id> | --all [--session <id>] [--json]",
+  jobs: {
+    summary: "Background shell jobs: id, status, run time, exit, title and command (running ones unless --all)",
+    usage: "nso jobs [--all] [--json]",
+    options: { all: { type: "boolean", description: "include ended jobs" } },
+    async run(ctx, { values }) {
+      const { state: s } = await state(ctx)
+      const list = [...s.jobs.values()].filter((j) => values.all || j.status === "running").sort((a, b) => a.startedAt - b.startedAt)
+      if (ctx.json) return list
+      if (!list.length) ctx.out(values.all ? "No jobs." : "No running jobs (use --all for ended ones).")
+      for (const line of jobsTable(list, Date.now())) ctx.out(line)
+      return undefined
+    },
+  },
+  job: {
+    summary: "One background job: its status and output; --follow prints the output as it grows until the job ends",
+    usage: "nso job <job id> [--follow] [--lines <n>] [--json]",
     options: {
-      all: { type: "boolean", description: "stop every running task and team run (of every session, or of --session's tree)" },
+      follow: { type: "boolean", short: "f", description: "keep printing the output until the job ends (Ctrl-C stops following, not the job)" },
+      lines: { type: "string", description: "how many of the last output lines to show (default: the jobs.tailLines option)" },
+    },
+    async run(ctx, { values, positionals }) {
+      const [id] = positionals
+      if (!id) throw new UsageError("give the job id, e.g. nso job job_abc123 (see nso jobs)")
+      const lines = positiveInt(values.lines, "--lines") ?? ctx.options.jobs.tailLines
+      const find = async () => (await state(ctx)).state.jobs.get(id)
+      const j = await find()
+      if (!j) throw new UsageError(`no job "${id}" (see nso jobs --all)`)
+      const dir = jobDir(ctx.dir, ctx.stateDir, id)
+      const tail = await tailLines(deps, outputPath(dir), lines)
+      if (ctx.json) return { ...j, output: tail, log: outputPath(dir) }
+      ctx.out(jobHeadline(j, Date.now()))
+      if (!values.follow || j.status !== "running") {
+        ctx.out(tail.length ? tail.join("\n") : "(no output)")
+        ctx.out(`Full log: ${relative(ctx.dir, outputPath(dir))}`)
+        return undefined
+      }
+      // Following: from the start of the last lines, as they grow; Ctrl-C stops following only.
+      const text = await deps.fs.readFile(outputPath(dir), "utf8").catch(() => "")
+      const start = Buffer.byteLength(text) - Buffer.byteLength(tail.join("\n") + (tail.length && text.endsWith("\n") ? "\n" : ""))
+      const stop = new AbortController()
+      const onInt = () => stop.abort()
+      process.once("SIGINT", onInt)
+      try {
+        const how = await follow(outputPath(dir), Math.max(0, start), ctx.out, async () => (await exitRecorded(deps, dir)) || (await find())?.status !== "running", stop.signal)
+        if (how === "interrupted") {
+          ctx.out(`(stopped following; ${id} keeps running — nso job ${id} --follow to watch again, nso cancel ${id} to stop it)`)
+          return undefined
+        }
+        // The server journals the end a moment after the wrapper's record.
+        let end = await find()
+        for (let i = 0; i < 20 && end?.status === "running"; i++) {
+          await new Promise((r) => setTimeout(r, 100))
+          end = await find()
+        }
+        ctx.out(end && end.status !== "running" ? jobHeadline(end, Date.now()).split("\n")[0]! : `${id} ended (its exit record is in ${relative(ctx.dir, dir)}/; the server records it when it runs)`)
+      } finally {
+        process.off("SIGINT", onInt)
+      }
+      return undefined
+    },
+  },
+  cancel: {
+    summary: "Cancel a background task, team run (and everything it started) or job: nso cancel <task, run or job id>; nso cancel --all stops everything",
+    usage: "nso cancel <task, run or job id> | --all [--session <id>] [--json]",
+    options: {
+      all: { type: "boolean", description: "stop every running task, team run and job (of every session, or of --session's tree)" },
       session: { type: "string", description: "with --all: only the work started from this OpenCode session" },
     },
     async run(ctx, { positionals, values }) {
@@ -386,16 +474,18 @@ const commands: Record<string, Command> = {
         const { state: s } = await state(ctx)
         const sid = values.session === undefined ? undefined : String(values.session)
         const live = [...s.tasks.values()].filter((t) => !TERMINAL_TASK_STATUSES.has(t.status) && (!sid || rootSession(s.tasks, t) === sid))
-        if (!live.length) throw new UsageError(sid ? `nothing to stop: no task of session ${sid} is running (see nso tasks)` : "nothing to stop: no task is running (see nso tasks)")
+        const jobs = [...s.jobs.values()].filter((j) => j.status === "running" && (!sid || j.sessionId === sid || live.some((t) => t.sessionId === j.sessionId)))
+        if (!live.length && !jobs.length) throw new UsageError(sid ? `nothing to stop: no task of session ${sid} is running (see nso tasks)` : "nothing to stop: no task is running (see nso tasks)")
         await appendOne(ctx, { type: "task.cancel_all_requested", ...(sid ? { sessionId: sid } : {}), by: "user (cli)" })
         const server = ctx.server()
-        if (ctx.json) return { all: true, sessionId: sid ?? null, tasks: live.map((t) => t.id), requested: true, serverRunning: server.running ?? null }
-        ctx.out(`Stopping all background work${sid ? ` of session ${sid}` : ""} (${live.length} task(s) running) recorded in the journal; ${afterAppend(server, "stops every task and team run, deepest first")}`)
+        if (ctx.json) return { all: true, sessionId: sid ?? null, tasks: live.map((t) => t.id), jobs: jobs.map((j) => j.id), requested: true, serverRunning: server.running ?? null }
+        ctx.out(`Stopping all background work${sid ? ` of session ${sid}` : ""} (${live.length} task(s)${jobs.length ? `, ${jobs.length} job(s)` : ""} running) recorded in the journal; ${afterAppend(server, "stops every task, team run and job, deepest first")}`)
         return undefined
       }
       if (values.session !== undefined) throw new UsageError("--session goes with --all")
       if (!id) throw new UsageError("give the task or team run id, e.g. nso cancel tsk_abc123 or nso cancel wf_abc123 (see nso tasks), or --all to stop everything")
       const { state: s } = await state(ctx)
+      if (id.startsWith("job_")) return cancelJob(ctx, s, id)
       if (id.startsWith("wf_")) {
         const w = s.workflows.get(id)
         if (!w) throw new UsageError(`no team run "${id}" (see nso tasks)`)

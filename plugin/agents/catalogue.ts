@@ -4,7 +4,7 @@ import type { Options } from "../options.js"
 import { TEMPLATES_DIR } from "../paths.js"
 import { KnowledgeIndex } from "./knowledge.js"
 import { promptSuffix, type LoadedProfiles } from "./load.js"
-import { toolVerdict, type Profile, type ToolEffect } from "./profiles.js"
+import { commandVerdict, toolVerdict, type Profile, type ToolEffect } from "./profiles.js"
 
 /** An agent background work can go to: its concurrency key and whether it may delegate in turn. */
 export interface AgentInfo {
@@ -70,6 +70,15 @@ export class AgentCatalogue {
     const v = toolVerdict(p, call)
     if (v.ok) return undefined
     return `NSO refused ${call.name}: the ${agent} agent may not use it — ${v.why}. Do not retry it. Continue with the tools you have, or report what needs doing so an agent that may do it can be given the task.`
+  }
+
+  /** NSO's own check of a command an agent wants to run as a background job: the refusal, or undefined. */
+  refuseCommand(agent: string | undefined, command: string): string | undefined {
+    const p = agent ? this.profiles.get(agent) : undefined
+    if (!p) return undefined
+    const v = commandVerdict(p, command)
+    if (v.ok) return undefined
+    return `NSO refused the job: the ${agent} agent may not run it — ${v.why}. Do not retry it. Report what needs running so an agent that may run commands can be given it.`
   }
 }
 

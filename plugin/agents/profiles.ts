@@ -85,3 +85,27 @@ export function toolVerdict(p: Profile, call: { name: string; effect?: ToolEffec
   if (p.tools.allowed.length && !p.tools.allowed.some((g) => toolGlob(g).test(name))) return { ok: false, why: `its profile allows only ${p.tools.allowed.join(", ")}` }
   return { ok: true }
 }
+
+/**
+ * Whether the profile's bash rules let its agent run this command as a background job, and if
+ * not, why. Pattern rules are read as OpenCode reads them: wildcards (`*` any run), the last
+ * matching pattern wins. A job cannot stop to ask the user, so `ask` refuses too.
+ */
+export function commandVerdict(p: Profile, command: string): { ok: true } | { ok: false; why: string } {
+  const bash = p.permission.bash
+  if (!mayRunBash(p)) return { ok: false, why: bash === "deny" ? "its role may not run commands" : "its profile's tool rules leave out bash" }
+  if (bash === "ask") return { ok: false, why: "its commands need the user's approval, which a background job cannot ask for; run it with bash instead" }
+  if (!bash || typeof bash === "string") return { ok: true }
+  let rule: "ask" | "allow" | "deny" | undefined
+  for (const [pattern, r] of Object.entries(bash)) if (toolGlob(pattern).test(command.trim())) rule = r
+  if (rule === "deny") return { ok: false, why: "its bash rules deny this command" }
+  if (rule === "ask") return { ok: false, why: "its bash rules need the user's approval for this command, which a background job cannot ask for; run it with bash instead" }
+  return { ok: true }
+}
+
+/** Whether the profile lets its agent run bash at all (by permission and by its tool lists). */
+export function mayRunBash(p: Profile): boolean {
+  if (p.permission.bash === "deny") return false
+  if (p.tools.denied.some((g) => toolGlob(g).test("bash"))) return false
+  return !p.tools.allowed.length || p.tools.allowed.some((g) => toolGlob(g).test("bash"))
+}

@@ -1,6 +1,7 @@
 import { z } from "zod"
 import { BoardPost, Envelope, Question, Task, TERMINAL_PHASES, TERMINAL_TASK_STATUSES, Workflow, type JournalRecord } from "../protocol.js"
 import type { Reducer } from "./journal.js"
+import { Job, TERMINAL_JOB_STATUSES } from "../jobs/job.js"
 
 /**
  * What replaying the journal rebuilds: tasks, questions and every agent message not yet
@@ -21,6 +22,8 @@ export const NsoState = z.object({
   delivered: z.array(z.string()),
   /** Sessions whose init has run. */
   initialized: z.array(z.string()),
+  /** Background shell jobs, keyed by id. */
+  jobs: z.record(z.string(), Job).default({}),
 })
 export type NsoState = z.infer<typeof NsoState>
 
@@ -45,6 +48,7 @@ export interface LiveState {
   inDoubtEnvelopes: Map<string, Envelope>
   delivered: Set<string>
   initialized: Set<string>
+  jobs: Map<string, Job>
 }
 
 export function emptyState(): LiveState {
@@ -58,6 +62,7 @@ export function emptyState(): LiveState {
     inDoubtEnvelopes: new Map(),
     delivered: new Set(),
     initialized: new Set(),
+    jobs: new Map(),
   }
 }
 
@@ -168,6 +173,16 @@ export function applyRecord(state: LiveState, rec: JournalRecord): LiveState {
       if (w && !w.handoffs.some((h) => h.from === e.handoff.from && h.to === e.handoff.to)) state.workflows.set(e.id, { ...w, handoffs: [...w.handoffs, e.handoff] })
       break
     }
+    case "job.started":
+      state.jobs.set(e.job.id, e.job)
+      break
+    case "job.ended": {
+      const j = state.jobs.get(e.id)
+      // The first end wins: a cancel and the wrapper's own record may both report one.
+      if (j && !TERMINAL_JOB_STATUSES.has(j.status)) state.jobs.set(e.id, { ...j, ...stripUndefined(e.end) })
+      break
+    }
+    case "job.cancel_requested":
     case "workflow.requested":
     case "message.told":
     case "task.cancel_all_requested":
@@ -204,6 +219,7 @@ export function pruneFinished(state: LiveState, now: number, retainMs = RETAIN_F
     for (const [qid, q] of state.questions) if (q.taskId === id && q.status !== "open") state.questions.delete(qid)
   }
   for (const [id, w] of state.workflows) if (TERMINAL_PHASES.has(w.phase) && now - w.updatedAt >= retainMs) state.workflows.delete(id)
+  for (const [id, j] of state.jobs) if (TERMINAL_JOB_STATUSES.has(j.status) && now - (j.endedAt ?? j.startedAt) >= retainMs) state.jobs.delete(id)
   return n
 }
 
@@ -221,6 +237,7 @@ export const nsoReducer: Reducer<LiveState> = {
     inDoubtEnvelopes: Object.fromEntries(s.inDoubtEnvelopes),
     delivered: [...s.delivered],
     initialized: [...s.initialized],
+    jobs: Object.fromEntries(s.jobs),
   }),
   deserialize: (data) => {
     const s = SnapshotState.parse(data)
@@ -234,6 +251,7 @@ export const nsoReducer: Reducer<LiveState> = {
       inDoubtEnvelopes: new Map(Object.entries(s.inDoubtEnvelopes)),
       delivered: new Set(s.delivered),
       initialized: new Set(s.initialized),
+      jobs: new Map(Object.entries(s.jobs)),
     }
   },
 }

@@ -1,5 +1,6 @@
 import type { Profile } from "../agents/profiles.js"
-import { BACKGROUND_TOOLS, NSO_TOOLS, OPENCODE_TASK_TOOL, ORACLE_TOOLS } from "./shapes.js"
+import { mayRunBash } from "../agents/profiles.js"
+import { BACKGROUND_TOOLS, JOB_TOOLS, NSO_TOOLS, OPENCODE_TASK_TOOL, ORACLE_TOOLS } from "./shapes.js"
 
 /**
  * A profile's boundaries in OpenCode's permission language. OpenCode ignores `tools` switches in
@@ -13,6 +14,9 @@ export function permissionRules(p: Profile, background: boolean): Record<string,
   for (const g of p.tools.denied) rules[g] = "deny"
   if (!p.delegates) for (const t of ORACLE_TOOLS) rules[t] = "deny"
   if (!background) for (const t of BACKGROUND_TOOLS) rules[t] = "deny"
+  // Jobs run commands: only for an agent that may run bash. Its bash rules (patterns included)
+  // are applied to each job's command by the tool itself, as OpenCode applies them to bash.
+  if (!mayRunBash(p)) for (const t of JOB_TOOLS) rules[t] = "deny"
   // One way to hand off work: OpenCode's blocking `task` tool (5 KB of schema that lists every
   // agent) would compete with `delegate`, and `ask_user` cannot reach the user through it.
   rules[OPENCODE_TASK_TOOL] = "deny"
@@ -31,3 +35,4 @@ export function promptTools(delegates: boolean): Record<string, boolean> {
   for (const t of ORACLE_TOOLS) tools[t] = delegates
   return tools
 }
+

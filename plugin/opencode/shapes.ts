@@ -52,8 +52,10 @@ export const ORACLE_TOOLS = ["delegate", "tasks", "answer", "project_context"] a
  * every request of every background agent (the project notes live in `board`, project: true).
  */
 export const BACKGROUND_TOOLS = ["ask_user", "send_message", "board"] as const
+/** NSO's tools that run commands: for the Oracle and any agent that may run bash (bash's rules apply). */
+export const JOB_TOOLS = ["job_start"] as const
 /** Every tool NSO adds: agents NSO does not own are offered none of them (schemas cost tokens). */
-export const NSO_TOOLS: readonly string[] = [...ORACLE_TOOLS, ...BACKGROUND_TOOLS]
+export const NSO_TOOLS: readonly string[] = [...ORACLE_TOOLS, ...BACKGROUND_TOOLS, ...JOB_TOOLS]
 
 /** OpenCode's own agents (a user's opencode.json may add more; those are not NSO's either). */
 export const OPENCODE_AGENTS = ["build", "plan", "general", "explore"] as const
@@ -67,7 +69,7 @@ export const WRITE_TOOLS: ReadonlySet<string> = new Set(["write", "edit", "patch
 /** What a tool does, in the terms profiles speak. */
 export function effectOf(tool: string): ToolEffect | undefined {
   if (WRITE_TOOLS.has(tool)) return "edit"
-  if (tool === "bash") return "bash"
+  if (tool === "bash" || (JOB_TOOLS as readonly string[]).includes(tool)) return "bash"
   if (tool === "webfetch") return "webfetch"
   if ((ORACLE_TOOLS as readonly string[]).includes(tool)) return "delegate"
   if ((BACKGROUND_TOOLS as readonly string[]).includes(tool)) return "ask"

@@ -1,10 +1,11 @@
 import { join } from "node:path"
 import type { Deps } from "../deps.js"
 import type { Question, Task } from "../protocol.js"
+import type { Job } from "../jobs/job.js"
 import type { SessionInfo, SessionRegistry } from "./registry.js"
 
 /** The dated summary appended to `01_memory/progress.md` when a session closes. */
-export function sessionSummary(info: SessionInfo, tasks: readonly Task[], questions: readonly Question[], now: number): string {
+export function sessionSummary(info: SessionInfo, tasks: readonly Task[], questions: readonly Question[], now: number, jobs: readonly Job[] = []): string {
   const date = new Date(now).toISOString().slice(0, 16).replace("T", " ")
   const done = tasks.filter((t) => t.status === "completed")
   const failed = tasks.filter((t) => t.status === "failed" || t.status === "cancelled" || t.status === "stalled")
@@ -16,6 +17,7 @@ export function sessionSummary(info: SessionInfo, tasks: readonly Task[], questi
   ]
   if (failed.length) lines.push(`- Tasks not finished: ${failed.map((t) => `${t.agent}: ${t.title} [${t.status}]`).join("; ")}`)
   lines.push(`- Questions answered: ${answered.length}${answered.length ? ` (${answered.map((q) => `${q.from}: ${q.text.slice(0, 80)}`).join("; ")})` : ""}`)
+  if (jobs.length) lines.push(`- Jobs: ${jobs.map((j) => `${j.title} [${j.status}${j.exitCode !== undefined ? `, exit ${j.exitCode}` : ""}]`).join("; ")}`)
   return lines.join("\n") + "\n"
 }
 
@@ -32,6 +34,8 @@ export interface CloseSources {
   registry: SessionRegistry
   tasks(): Iterable<Task>
   questions(): Iterable<Question>
+  /** Background jobs (of every session). */
+  jobs?(): Iterable<Job>
 }
 
 /**
@@ -71,6 +75,7 @@ export class SessionCloser {
     const tasks = [...this.src.tasks()].filter((t) => t.parentSessionId === id)
     const taskIds = new Set(tasks.map((t) => t.id))
     const questions = [...this.src.questions()].filter((q) => q.taskId && taskIds.has(q.taskId))
-    return sessionSummary(this.src.registry.get(id), tasks, questions, this.deps.clock.now())
+    const jobs = [...(this.src.jobs?.() ?? [])].filter((j) => j.sessionId === id)
+    return sessionSummary(this.src.registry.get(id), tasks, questions, this.deps.clock.now(), jobs)
   }
 }

@@ -93,6 +93,20 @@ export class ToolLog {
     return rec
   }
 
+  /** A line for something that is not a tool call but belongs beside them (a background job starting or ending). */
+  note(r: { sessionId: string; agent?: string; tool: string; args: unknown; durationMs?: number; error?: string }): void {
+    this.out.append({
+      time: new Date(this.deps.clock.now()).toISOString(),
+      session: r.sessionId,
+      agent: r.agent,
+      tool: r.tool,
+      args: summarizeArgs(r.args),
+      durationMs: r.durationMs,
+      ok: r.error === undefined,
+      ...(r.error !== undefined ? { error: redactText(r.error).slice(0, 300) } : {}),
+    } satisfies ToolCallRecord)
+  }
+
   /** Resolves when every queued line is written. */
   flush(): Promise<void> {
     return this.out.flush()

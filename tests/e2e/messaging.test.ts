@@ -1,7 +1,7 @@
 import { join } from "node:path"
 import { afterEach, beforeAll, describe, expect, it } from "vitest"
 import { readJsonl, type RunningOpencode } from "../../scripts/harness/opencode.js"
-import { BACKGROUND_TOOLS } from "../../plugin/opencode/shapes.js"
+import { BACKGROUND_TOOLS, JOB_TOOLS } from "../../plugin/opencode/shapes.js"
 import { allIdle, journal, liveServer, newSession, ownServers, prompt, transcript, until } from "./helpers.js"
 import { LIMITS } from "./limits.js"
 
@@ -74,13 +74,17 @@ describe("agent messages on a real server", () => {
     expect(inBob[0]!.text).toMatch(new RegExp(`^\\[NSO · source: agent · from: alice · msg msg_\\w+ · task ${alice.id} · finding\\]\\nids are UUIDv7`))
     // B answered as itself, with its own prompt (not OpenCode's default agent).
     expect(second.system).toContain("You are bob.")
-    // Tokens: every background agent's request carries NSO's worker-side tools within 1,500 bytes.
+    // Tokens: every background agent's request carries NSO's worker-side tools within 1,500 bytes,
+    // plus job_start's 443 B for an agent that may run bash.
     const aliceReq = model.requests.find((r) => r.lastUser.includes("alice: find the id format"))!
-    const workerBytes = BACKGROUND_TOOLS.reduce((n, t) => n + (aliceReq.toolSizes[t] ?? 0), 0)
-    console.log(`NSO tool bytes on a background agent's request: ${workerBytes} (${BACKGROUND_TOOLS.map((t) => `${t} ${aliceReq.toolSizes[t]}`).join(", ")})`)
+    // An agent that may run bash gets job_start too.
+    const workerTools = [...BACKGROUND_TOOLS, ...JOB_TOOLS]
+    const workerBytes = workerTools.reduce((n, t) => n + (aliceReq.toolSizes[t] ?? 0), 0)
+    console.log(`NSO tool bytes on a background agent's request: ${workerBytes} (${workerTools.map((t) => `${t} ${aliceReq.toolSizes[t]}`).join(", ")})`)
+    expect(aliceReq.tools).toContain("job_start")
     expect(aliceReq.tools).toEqual(expect.arrayContaining([...BACKGROUND_TOOLS]))
     expect(aliceReq.tools).not.toContain("delegate")
-    expect(workerBytes).toBeLessThanOrEqual(1500)
+    expect(workerBytes).toBeLessThanOrEqual(1950)
     const line = audit(oc).find((l) => l.text === "ids are UUIDv7")!
     expect(line).toMatchObject({ from: "alice", kind: "finding", hops: 0, outcome: "queued", workflow: root })
   })

@@ -3,7 +3,7 @@ import { mkdtempSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import type { AssistantOutcome, Deps, Host, HostSession, Logger, LogLevel, TimerHandle } from "../../plugin/deps.js"
-import { appendSync } from "../../plugin/deps.js"
+import { appendSync, systemProcesses } from "../../plugin/deps.js"
 import { IdPrefix, type Envelope } from "../../plugin/protocol.js"
 
 /** A clock and timers that move only when the test says so. */
@@ -120,6 +120,8 @@ export function fakeDeps(overrides: Partial<Deps> = {}): Deps & { time: FakeTime
     fs,
     // Tests write into scratch folders: the real synchronous append is what the signal path needs.
     appendSync,
+    // Real processes: only the job tests start any, and they pass their own fake.
+    proc: systemProcesses,
     log: logger,
     host: fakeHost,
     time,

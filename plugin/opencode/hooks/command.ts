@@ -54,11 +54,11 @@ export function commandHook(rt: Runtime): CommandHook {
       await show(input.sessionID, gone.length ? `Cancelled team run ${id} (${run!.team}): ${gone.map((t) => `${t.id} (${t.agent})`).join(", ")}.` : `Team run ${id} had already ended (${run!.phase}).`)
     }
     if (input.command === "nso-cancel-all" || (input.command === "nso-cancel" && input.arguments.trim() === "all")) {
-      const { tasks, runs } = await rt.cancelAll(input.sessionID, `cancelled by the user (/${input.command}${input.arguments.trim() ? ` ${input.arguments.trim()}` : ""})`)
+      const { tasks, runs, jobs } = await rt.cancelAll(input.sessionID, `cancelled by the user (/${input.command}${input.arguments.trim() ? ` ${input.arguments.trim()}` : ""})`)
       await show(
         input.sessionID,
-        tasks.length || runs.length
-          ? `Stopped all background work of this session: ${runs.length ? `team run(s) ${runs.join(", ")}; ` : ""}${tasks.length} task(s) — ${tasks.map((t) => `${t.id} (${t.agent}: ${t.title})`).join(", ")}.`
+        tasks.length || runs.length || jobs.length
+          ? `Stopped all background work of this session: ${runs.length ? `team run(s) ${runs.join(", ")}; ` : ""}${tasks.length} task(s)${tasks.length ? ` — ${tasks.map((t) => `${t.id} (${t.agent}: ${t.title})`).join(", ")}` : ""}${jobs.length ? `; job(s) ${jobs.join(", ")}` : ""}.`
           : "Nothing to stop: no background work of this session is running.",
       )
     }

@@ -12,6 +12,8 @@ export interface Call {
   signal: AbortSignal
   /** Shown on the tool's row in the TUI. */
   show(title: string, metadata?: Record<string, unknown>): void
+  /** Asks OpenCode's permission system (the agent's rules; the user if a rule says ask); throws if refused. */
+  ask?(permission: string, patterns: string[]): Promise<void>
 }
 
 export interface ToolSpec<Args extends z.ZodRawShape> {
@@ -40,6 +42,7 @@ export function defineTool<Args extends z.ZodRawShape>(name: string, spec: ToolS
           agent: ctx.agent,
           signal: ctx.abort,
           show: (title, metadata) => ctx.metadata({ title, ...(metadata ? { metadata } : {}) }),
+          ...(typeof ctx.ask === "function" ? { ask: (permission: string, patterns: string[]) => ctx.ask({ permission, patterns, always: [], metadata: {} }) } : {}),
         })
         return typeof out === "string" ? bound(out) : { ...out, output: bound(out.output) }
       } catch (err) {

@@ -5,7 +5,8 @@ import { runLine, taskLine } from "../../tasks/format.js"
 import { rolledUp, sessionUsage, usageLine } from "../../tasks/usage.js"
 import { TaskError } from "../../tasks/manager.js"
 import { defineTool } from "./define.js"
-import { endedWithin } from "./wait.js"
+import { endedWithin, within } from "./wait.js"
+import { jobLine } from "../../jobs/format.js"
 
 const z = tool.schema
 
@@ -15,7 +16,7 @@ const z = tool.schema
  */
 export function tasksTool(rt: Runtime) {
   return defineTool("tasks", {
-    description: "Tasks and team runs: list; id → result (waits ≤ wait_ms); cancel: true stops it and all it started; message: tell it something.",
+    description: "Tasks, team runs, jobs: list; id → result (waits ≤ wait_ms); cancel: true stops it and all it started; message: tell it something.",
     args: {
       id: z.string().optional(),
       cancel: z.boolean().optional(),
@@ -28,11 +29,13 @@ export function tasksTool(rt: Runtime) {
         return board(rt, call.sessionId)
       }
       if (args.wait_ms !== undefined && !(args.wait_ms >= 0 && args.wait_ms <= 120_000)) throw new TaskError(`wait_ms must be between 0 and 120000 (2 min); got ${args.wait_ms}.`)
+      if (args.message && args.id.startsWith("job_")) throw new TaskError(`${args.id} is a shell job: it reads no messages. cancel: true stops it.`)
       if (args.message) {
         const sent = await rt.messenger.send({ sessionId: call.sessionId, from: call.agent, source: "agent", to: args.id, text: args.message })
         return `Message ${sent.id} for ${sent.to}: ${sent.outcome}; it reads it at its next turn, marked as from you (not from the user).`
       }
       if (args.id.startsWith("wf_")) return runView(rt, args.id, args.cancel === true)
+      if (args.id.startsWith("job_")) return jobView(rt, args.id, args, call)
       let t = rt.tasks.get(args.id)
       if (!t) throw new TaskError(`No task "${args.id}". Call tasks without an id to list them.`)
       if (args.cancel) {
@@ -50,11 +53,23 @@ function board(rt: Runtime, sessionId: string): string {
   const now = rt.deps.clock.now()
   const open = rt.questions.open()
   const list = rt.tasks.tree(sessionId)
-  if (!list.length) return "No background tasks in this session."
+  const jobs = rt.jobs.list(new Set([sessionId, ...list.flatMap((t) => (t.sessionId ? [t.sessionId] : []))]))
+  if (!list.length && !jobs.length) return "No background tasks or jobs in this session."
   const active = list.filter((t) => !TERMINAL_TASK_STATUSES.has(t.status)).length
   const runs = [...rt.state.workflows.values()].filter((w) => w.parentSessionId === sessionId).map((w) => runLine(w, rt.runs.tasksOf(w.id), now))
   const spent = sessionUsage(rt.state.tasks, sessionId)
-  return `${list.length} task(s), ${active} active:\n${[...runs, ...list.map((t) => taskLine(t, now, open.find((q) => q.taskId === t.id)))].join("\n")}${spent.turns ? `\nAll background work of this session: ${usageLine(spent)}` : ""}`
+  const jobPart = jobs.length ? [`${jobs.length} job(s), ${jobs.filter((j) => j.status === "running").length} running:`, ...jobs.map((j) => jobLine(j, now))] : []
+  const taskPart = list.length ? [`${list.length} task(s), ${active} active:`, ...runs, ...list.map((t) => taskLine(t, now, open.find((q) => q.taskId === t.id)))] : []
+  return [...taskPart, ...jobPart, ...(spent.turns ? [`All background work of this session: ${usageLine(spent)}`] : [])].join("\n")
+}
+
+/** A shell job: its status and the last lines of its output (after waiting ≤ wait_ms for its end); or cancel it. */
+async function jobView(rt: Runtime, id: string, args: { cancel?: boolean; wait_ms?: number }, call: { agent: string; signal: AbortSignal }): Promise<string> {
+  const j = rt.jobs.get(id)
+  if (!j) throw new TaskError(`No job "${id}". Call tasks without an id to list jobs and tasks.`)
+  if (args.cancel) return rt.jobs.cancel(id, `cancelled by ${call.agent}`, { tell: false })
+  if (j.status === "running" && args.wait_ms) await within(rt, rt.jobs.ended(id), args.wait_ms, call.signal)
+  return rt.jobs.report(id)
 }
 
 /** A team run: its line, its members, and its result once it ended; or cancel it. */
@@ -83,4 +98,5 @@ function result(rt: Runtime, t: Task): string {
   if (TERMINAL_TASK_STATUSES.has(t.status)) return `Task ${t.id} ended ${t.status}: ${t.error ?? "no details"}${facts}${t.result ? `\n\nPartial result:\n${t.result}` : ""}`
   const q = rt.questions.open().find((x) => x.taskId === t.id)
   return `Task ${t.id} is ${t.status}${q ? ` (waiting for an answer to question ${q.id}: ${q.text})` : ""}. No result yet; it will arrive as an [NSO] message.${facts}`
+
 }
