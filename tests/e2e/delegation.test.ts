@@ -63,13 +63,14 @@ describe("background delegation with user priority (real server)", () => {
     const oracleReq = model.requests.find((r) => r.lastUser.includes("build the login page"))!
     expect(oracleReq.tools).toEqual(expect.arrayContaining(["delegate", "tasks", "answer"]))
     expect(oracleReq.tools).not.toContain("ask_user")
-    // Tokens are the user's money: NSO's tools on the Oracle's request stay within 2,650 bytes
+    // Tokens are the user's money: NSO's tools on the Oracle's request stay within 2,800 bytes
     // (1,989 before teams; the shipped teams' names and the profiles they added cost ~200 B;
-    // job_start 443 B and "jobs" in the tasks tool's description 3 B).
+    // job_start 443 B, "jobs" in the tasks tool's description 3 B; delegate's wait, max_tokens and
+    // max_turns 126 B). The Oracle's whole tool list stays under OpenCode's build agent's (tokens.test).
     const nsoBytes = [...ORACLE_TOOLS, ...JOB_TOOLS].reduce((n, t) => n + (oracleReq.toolSizes[t] ?? 0), 0)
     console.log(`NSO tool bytes on the Oracle's request: ${nsoBytes} (${[...ORACLE_TOOLS, ...JOB_TOOLS].map((t) => `${t} ${oracleReq.toolSizes[t]}`).join(", ")})`)
     expect(oracleReq.tools).toContain("job_start")
     expect(nsoBytes).toBeGreaterThan(0)
-    expect(nsoBytes).toBeLessThanOrEqual(2650)
+    expect(nsoBytes).toBeLessThanOrEqual(2800)
   })
 })
