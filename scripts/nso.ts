@@ -225,14 +225,19 @@ function noState(ctx: Ctx): string {
   return lines.join("\n")
 }
 
+/** The running server's dashboard URL, as it wrote it at start (removed when it stops). */
+function dashboardUrl(ctx: Ctx): string | undefined {
+  const file = urlFile(ctx.dir, ctx.stateDir)
+  return (existsSync(file) && readFileSync(file, "utf8").trim()) || undefined
+}
+
 const commands: Record<string, Command> = {
   dashboard: {
     summary: "The live dashboard's URL; without a running server, serves a read-only view of the journal on 127.0.0.1",
     usage: "nso dashboard [--port <n>] [--json]",
     options: { port: { type: "string", description: "port of the read-only view (default: any free port)" } },
     async run(ctx, { values }) {
-      const file = urlFile(ctx.dir, ctx.stateDir)
-      const written = existsSync(file) ? readFileSync(file, "utf8").trim() : ""
+      const written = dashboardUrl(ctx)
       if (written && (await answers(written))) {
         if (ctx.json) return { url: written, readOnly: false }
         ctx.out(`NSO dashboard (served by the running OpenCode server): ${written}`)
@@ -248,7 +253,7 @@ const commands: Record<string, Command> = {
         source.dispose()
         throw new Error(`could not serve the dashboard on 127.0.0.1:${port}: ${(err as Error).message}${port ? " (try another --port, or leave it out for any free port)" : ""}`)
       }
-      const why = written ? `the URL in ${relative(ctx.dir, file)} does not answer: its server has stopped` : `no ${URL_FILE} in ${relative(ctx.dir, join(ctx.dir, ctx.stateDir))}/`
+      const why = written ? `the URL in ${relative(ctx.dir, urlFile(ctx.dir, ctx.stateDir))} does not answer: its server has stopped` : `no ${URL_FILE} in ${relative(ctx.dir, join(ctx.dir, ctx.stateDir))}/`
       if (ctx.json) ctx.out(JSON.stringify({ url: dash.url, readOnly: true }))
       else
         ctx.out(
@@ -309,6 +314,7 @@ const commands: Record<string, Command> = {
         `Journal: ${report.records} records${report.snapshot ? " + snapshot" : ""}${report.corrupt || report.torn ? ` (${report.corrupt} corrupt, ${report.torn} torn lines skipped)` : ""}`,
         `Tasks: ${tasks.length} (${Object.entries(byStatus).map(([k, v]) => `${v} ${k}`).join(", ") || "none"})`,
         `Spent by background tasks: ${spent.turns ? usageLine(spent) : "nothing recorded yet"}`,
+        `Dashboard: ${dashboardUrl(ctx) ?? "not running (nso dashboard serves a read-only view)"}`,
         `Jobs: ${s.jobs.size ? `${[...s.jobs.values()].filter((j) => j.status === "running").length} running of ${s.jobs.size} (nso jobs)` : "none"}`,
         `Pending agent messages: ${pending.length}${s.inDoubt.size ? `, ${s.inDoubt.size} deliveries in doubt` : ""}`,
         `Open questions: ${open.length}${open.map((q) => `\n  ${q.id} from ${q.from}: ${q.text}`).join("")}`,

@@ -65,6 +65,7 @@ describe("nso CLI", () => {
     expect(human.code).toBe(0)
     expect(human.out).toContain("Pending agent messages: 1")
     expect(human.out).toContain("Sessions initialised: 1")
+    expect(human.out).toContain("Dashboard: not running (nso dashboard serves a read-only view)")
     const json = await run(["status", "--dir", dir, "--json"])
     expect(JSON.parse(json.out)).toMatchObject({ pendingMessages: 1, sessionsInitialized: 1, journal: { records: 2 } })
     expect(readFileSync(join(dir, ".opencode/nso/journal.jsonl"), "utf8")).toBe(before)
