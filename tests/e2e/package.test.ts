@@ -64,7 +64,7 @@ describe("the npm package", () => {
       expect(packed.code, packed.stderr).toBe(0)
       const [info] = JSON.parse(packed.stdout) as { filename: string; size: number; entryCount: number; files: { path: string }[] }[]
       const paths = info!.files.map((f) => f.path)
-      for (const needed of ["package.json", "README.md", "dist/plugin/index.js", "dist/plugin/index.d.ts", "dist/scripts/nso.js", "dist/scripts/project.js", "config/defaults.yaml", "agent_templates/oracle.md", "dist/plugin/dashboard/page/index.html", "dist/plugin/dashboard/page/app.js"])
+      for (const needed of ["package.json", "README.md", "dist/plugin/index.js", "dist/plugin/index.d.ts", "dist/scripts/nso.js", "dist/scripts/project.js", "dist/scripts/job-commands.js", "config/defaults.yaml", "agent_templates/oracle.md", "dist/plugin/dashboard/page/index.html", "dist/plugin/dashboard/page/app.js"])
         expect(paths).toContain(needed)
       const unwanted = paths.filter((p) => /^(tests|scripts|plugin)\/|^dist\/scripts\/(bench|demo|harness|gen-schema)|^dist\/tests\/|\.map$|^\.tmp\//.test(p))
       expect(unwanted).toEqual([])
