@@ -1,5 +1,5 @@
-import { open, stat } from "node:fs/promises"
 import { StringDecoder } from "node:string_decoder"
+import type { Fs } from "../deps.js"
 
 /**
  * Reads the lines appended to a JSONL file since the last call (the messaging audit,
@@ -13,6 +13,7 @@ export class JsonlTail {
   private decoder = new StringDecoder("utf8")
 
   constructor(
+    private readonly fs: Pick<Fs, "open" | "stat">,
     private readonly path: string,
     private readonly firstBytes = 512 * 1024,
   ) {}
@@ -20,7 +21,7 @@ export class JsonlTail {
   async read(): Promise<Record<string, unknown>[]> {
     let size: number
     try {
-      size = (await stat(this.path)).size
+      size = (await this.fs.stat(this.path)).size
     } catch {
       return []
     }
@@ -32,7 +33,7 @@ export class JsonlTail {
       this.decoder = new StringDecoder("utf8")
     }
     if (size === from) return []
-    const fh = await open(this.path, "r")
+    const fh = await this.fs.open(this.path, "r")
     let text: string
     try {
       const buf = Buffer.alloc(size - from)

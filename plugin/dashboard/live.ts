@@ -25,7 +25,7 @@ export function liveSource(rt: Runtime): DashboardSource & { dispose(): void } {
   const off = rt.onEvent((e) => {
     for (const item of itemsFor(rt.state, e, tokens)) hub.publish(item)
   })
-  const audit = new JsonlTail(join(rt.projectDir, rt.options.stateDir, "messages.jsonl"))
+  const audit = new JsonlTail(rt.deps.fs, join(rt.projectDir, rt.options.stateDir, "messages.jsonl"))
   let reading = false
   const refresh = async () => {
     if (reading) return

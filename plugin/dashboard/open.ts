@@ -1,4 +1,3 @@
-import { readFile, rm, writeFile } from "node:fs/promises"
 import { join } from "node:path"
 import type { Runtime } from "../runtime.js"
 import { liveSource } from "./live.js"
@@ -29,7 +28,7 @@ export async function openDashboard(rt: Runtime): Promise<{ url: string; close()
     return undefined
   }
   const file = urlFile(rt.projectDir, rt.options.stateDir)
-  await writeFile(file, `${server.url}\n`, { mode: 0o600 }).catch((err) => rt.deps.log.log("warn", "could not write the dashboard URL file", { error: String(err) }))
+  await rt.deps.fs.writeFile(file, `${server.url}\n`, { mode: 0o600 }).catch((err) => rt.deps.log.log("warn", "could not write the dashboard URL file", { error: String(err) }))
   void rt.deps.host.toast(`NSO dashboard: ${server.url}`, "info").catch(() => {})
   rt.deps.log.log("info", "dashboard started", { port: server.port })
   return {
@@ -38,7 +37,7 @@ export async function openDashboard(rt: Runtime): Promise<{ url: string; close()
       source.dispose()
       await server.close()
       // Another server of this project may have written its own URL since: leave that one.
-      if ((await readFile(file, "utf8").catch(() => "")).trim() === server.url) await rm(file, { force: true })
+      if ((await rt.deps.fs.readFile(file, "utf8").catch(() => "")).trim() === server.url) await rt.deps.fs.rm(file, { force: true })
     },
   }
 }

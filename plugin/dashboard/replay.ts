@@ -1,4 +1,3 @@
-import { watch, type FSWatcher } from "node:fs"
 import { join } from "node:path"
 import type { Deps } from "../deps.js"
 import { Journal } from "../journal/journal.js"
@@ -20,7 +19,7 @@ export const READ_ONLY_NOTE =
 export async function replaySource(deps: Deps, projectDir: string, stateDir: string): Promise<DashboardSource & { dispose(): void }> {
   const hub = new Hub()
   const dir = join(projectDir, stateDir)
-  const audit = new JsonlTail(join(dir, "messages.jsonl"))
+  const audit = new JsonlTail(deps.fs, join(dir, "messages.jsonl"))
   let loading: Promise<void> | undefined
   let again = false
   const load = async (): Promise<void> => {
@@ -44,12 +43,8 @@ export async function replaySource(deps: Deps, projectDir: string, stateDir: str
     return loading
   }
   await load()
-  let watcher: FSWatcher | undefined
-  try {
-    watcher = watch(dir, () => void load())
-  } catch {
-    // No watching on this file system: the sweep below still follows the journal.
-  }
+  // Where the file system cannot watch, the sweep below still follows the journal.
+  const unwatch = deps.proc.watch(dir, () => void load())
   const timer = deps.timers.setInterval(() => void load(), 2_000, { keepAlive: false })
   const refuse = async (): Promise<string> => {
     throw new ActionError(`This is a read-only view (no OpenCode server with NSO runs here). ${READ_ONLY_NOTE.split(": ")[1]}`, 409)
@@ -61,7 +56,7 @@ export async function replaySource(deps: Deps, projectDir: string, stateDir: str
     cancel: refuse,
     telemetry: () => telemetryView(deps, telemetryDir(projectDir, stateDir), deps.clock.now()),
     dispose() {
-      watcher?.close()
+      unwatch()
       deps.timers.clearInterval(timer)
     },
   }

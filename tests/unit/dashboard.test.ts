@@ -1,4 +1,5 @@
 import { appendFileSync, existsSync, readFileSync, statSync, writeFileSync } from "node:fs"
+import * as fsPromises from "node:fs/promises"
 import { createServer } from "node:net"
 import { join } from "node:path"
 import { describe, expect, it, onTestFinished } from "vitest"
@@ -254,7 +255,7 @@ describe("the plugin's dashboard", () => {
 describe("the audit tail", () => {
   it("hands out each whole line once, across reads that cut a line or a character, and starts over when the file shrinks", async () => {
     const file = join(tempDir(), "messages.jsonl")
-    const tail = new JsonlTail(file)
+    const tail = new JsonlTail(fsPromises, file)
     expect(await tail.read()).toEqual([])
     const line = Buffer.from(`${JSON.stringify({ id: "a", text: "café ✓" })}\n`)
     const cut = line.indexOf(Buffer.from("✓")) + 1
