@@ -1,7 +1,7 @@
 import { spawn } from "node:child_process"
 import { existsSync, readdirSync, readFileSync, writeFileSync } from "node:fs"
 import { join } from "node:path"
-import { beforeEach, describe, expect, it, onTestFinished, vi } from "vitest"
+import { describe, expect, it, onTestFinished } from "vitest"
 import { createDeps } from "../../plugin/deps.js"
 import { Journal } from "../../plugin/journal/journal.js"
 import { nsoReducer } from "../../plugin/journal/state.js"
@@ -9,7 +9,7 @@ import { JobRunner } from "../../plugin/jobs/runner.js"
 import type { Job } from "../../plugin/jobs/job.js"
 import { Options } from "../../plugin/options.js"
 import { Outbox } from "../../plugin/router/outbox.js"
-import { main } from "../../scripts/nso.js"
+import { isolateConfig, run } from "../helpers/cli.js"
 import { tempDir } from "../helpers/fake-deps.js"
 
 /**
@@ -17,16 +17,6 @@ import { tempDir } from "../helpers/fake-deps.js"
  * server uses (real detached processes), in a project where no server runs.
  */
 
-async function run(args: string[]) {
-  const lines: string[] = []
-  const errors: string[] = []
-  const code = await main(
-    args,
-    (s) => lines.push(s),
-    (s) => errors.push(s),
-  )
-  return { code, out: lines.join("\n"), err: errors.join("\n") }
-}
 
 /** Waits for a condition other processes bring about; bounded well below the test's limit. */
 async function until(cond: () => boolean, what: string): Promise<void> {
@@ -71,12 +61,7 @@ function groupAlive(pgid: number): boolean {
   }
 }
 
-beforeEach(() => {
-  vi.stubEnv("XDG_CONFIG_HOME", tempDir("nso-xdg-"))
-  vi.stubEnv("OPENCODE_CONFIG", "")
-  vi.stubEnv("OPENCODE_CONFIG_DIR", "")
-  return () => vi.unstubAllEnvs()
-})
+isolateConfig()
 
 describe("nso jobs / job / cancel", () => {
   it("jobs lists running jobs; job shows status and output; --follow prints the rest until the job ends", async () => {

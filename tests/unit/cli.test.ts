@@ -2,8 +2,9 @@ import { spawn } from "node:child_process"
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs"
 import { dirname, join, resolve } from "node:path"
 import { fileURLToPath } from "node:url"
-import { beforeEach, describe, expect, it, onTestFinished, vi } from "vitest"
-import { limits, main } from "../../scripts/nso.js"
+import { describe, expect, it, onTestFinished, vi } from "vitest"
+import { limits } from "../../scripts/nso.js"
+import { isolateConfig, run } from "../helpers/cli.js"
 import { parseJsonc, serverFor, stripJsonc } from "../../scripts/project.js"
 import { Journal } from "../../plugin/journal/journal.js"
 import { nsoReducer } from "../../plugin/journal/state.js"
@@ -12,16 +13,6 @@ import { env, fakeDeps, tempDir } from "../helpers/fake-deps.js"
 
 const REPO = resolve(dirname(fileURLToPath(import.meta.url)), "../..")
 
-async function run(args: string[]) {
-  const lines: string[] = []
-  const errors: string[] = []
-  const code = await main(
-    args,
-    (s) => lines.push(s),
-    (s) => errors.push(s),
-  )
-  return { code, out: lines.join("\n"), err: errors.join("\n") }
-}
 
 /** Writes files under `root` (path → content; a path ending in / is a folder). */
 function files(root: string, spec: Record<string, string>): string {
@@ -45,13 +36,7 @@ async function journalAt(stateDir: string): Promise<void> {
   await journal.close()
 }
 
-// No test reads the real ~/.config/opencode or $OPENCODE_CONFIG.
-beforeEach(() => {
-  vi.stubEnv("XDG_CONFIG_HOME", tempDir("nso-xdg-"))
-  vi.stubEnv("OPENCODE_CONFIG", "")
-  vi.stubEnv("OPENCODE_CONFIG_DIR", "")
-  return () => vi.unstubAllEnvs()
-})
+isolateConfig()
 
 describe("nso CLI", () => {
   it("status reads the journal without writing to it", async () => {
