@@ -4,6 +4,7 @@ import { MockModel } from "../../scripts/harness/mock-model.js"
 import { join } from "node:path"
 import { readJsonl, startOpencode, type OpencodeOptions, type RunningOpencode } from "../../scripts/harness/opencode.js"
 import { LIMITS, remainingMs } from "./limits.js"
+import type { TaskUsage } from "../../plugin/protocol.js"
 
 /**
  * Polls a condition on state another process changes, until shortly before the running test's
@@ -122,6 +123,16 @@ export type Rec = { t: number; e: { type: string; [k: string]: unknown } }
 
 /** The server's journal as it is on disk now. */
 export const journal = (oc: RunningOpencode) => readJsonl(join(oc.projectDir, ".opencode/nso/journal.jsonl")) as Rec[]
+
+/** A task as the journal has it now: its creation with every patch applied. */
+export function taskNow(oc: RunningOpencode, id: string): Record<string, unknown> & { status?: string; sessionId?: string; usage?: TaskUsage; retries?: unknown[]; error?: string; result?: string } {
+  let t: Record<string, unknown> = {}
+  for (const r of journal(oc)) {
+    if (r.e.type === "task.created" && (r.e.task as { id: string }).id === id) t = { ...(r.e.task as object) }
+    if (r.e.type === "task.updated" && r.e.id === id) t = { ...t, ...(r.e.patch as object) }
+  }
+  return t
+}
 
 /** The user writes to the Oracle in a session (waits for the Oracle's reply). */
 export async function prompt(oc: RunningOpencode, sessionId: string, text: string): Promise<void> {

@@ -3,21 +3,9 @@ import { join } from "node:path"
 import { promisify } from "node:util"
 import { afterEach, beforeAll, describe, expect, it } from "vitest"
 import { REPO, type RunningOpencode } from "../../scripts/harness/opencode.js"
-import { allIdle, busySessions, journal, liveServer, newSession, prompt, transcript, until, type Rec } from "./helpers.js"
+import { allIdle, busySessions, journal, liveServer, newSession, prompt, taskNow, transcript, until } from "./helpers.js"
 
 const run = promisify(execFile)
-
-type Usage = { input: number; output: number; reasoning: number; cacheRead: number; cacheWrite: number; cost: number; turns: number }
-
-/** A task as the journal has it now: creation plus every patch. */
-function taskNow(oc: RunningOpencode, id: string): Record<string, unknown> & { status?: string; usage?: Usage; retries?: unknown[]; error?: string; result?: string } {
-  let t: Record<string, unknown> = {}
-  for (const r of journal(oc) as Rec[]) {
-    if (r.e.type === "task.created" && (r.e.task as { id: string }).id === id) t = { ...(r.e.task as object) }
-    if (r.e.type === "task.updated" && r.e.id === id) t = { ...t, ...(r.e.patch as object) }
-  }
-  return t
-}
 
 /** Whether any message of a recorded request mentions the text. */
 const mentions = (r: { messages: unknown[] }, text: string) => JSON.stringify(r.messages).includes(text)
@@ -137,8 +125,10 @@ describe("token accounting, budgets, retries, sync mode and stopping everything,
     const r = await model.waitFor((x) => x.lastToolResult?.includes("the answer is 42") ?? false, { what: "the delegate call's own result" })
     expect(r.lastToolResult).toMatch(/Task tsk_\w+ \(builder: "sync"\) completed\./)
     await allIdle(oc.client, "idle after the sync delegate")
-    // Give a stray delivery every chance (the pause is 300 ms): none comes.
-    await new Promise((res) => setTimeout(res, 1_000))
+    // A report is decided with the task's end and journaled in the same group commit: once the
+    // end is on disk, a result that was going to be delivered is buffered already.
+    const t = createdTasks(oc).find((x) => x.title === "sync")!
+    await until(() => taskNow(oc, t.id).status === "completed", "the sync task's end journaled")
     const msgs = await transcript(oc.client, root)
     expect(msgs.filter((m) => m.nso?.kind === "completion")).toHaveLength(0)
     expect(journal(oc).filter((x) => x.e.type === "message.buffered")).not.toContainEqual(expect.objectContaining({ e: expect.objectContaining({ envelope: expect.objectContaining({ text: expect.stringContaining("the answer is 42") }) }) }))

@@ -4,14 +4,10 @@ import { join } from "node:path"
 import { promisify } from "node:util"
 import { afterEach, beforeAll, describe, expect, it } from "vitest"
 import { REPO, type RunningOpencode } from "../../scripts/harness/opencode.js"
-import { allIdle, busySessions, journal, liveServer, newSession, prompt, transcript, until } from "./helpers.js"
+import { allIdle, busySessions, journal, liveServer, newSession, prompt, taskNow, transcript, until } from "./helpers.js"
 
 const run = promisify(execFile)
-const taskStatus = (oc: RunningOpencode, id: string) =>
-  journal(oc)
-    .filter((r) => (r.e.type === "task.updated" && r.e.id === id && (r.e.patch as { status?: string }).status) || (r.e.type === "task.created" && (r.e.task as { id: string }).id === id))
-    .map((r) => (r.e.type === "task.created" ? "queued" : (r.e.patch as { status: string }).status))
-    .at(-1)
+const taskStatus = (oc: RunningOpencode, id: string) => taskNow(oc, id).status
 
 
 describe("tasks on a real server", () => {
