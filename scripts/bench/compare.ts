@@ -2,7 +2,7 @@ import { readFileSync } from "node:fs"
 import { dirname, join } from "node:path"
 import { MockModel, type Rule } from "../harness/mock-model.js"
 import { cleanup, readJsonl, startOpencode, type OpencodeOptions, type RunningOpencode } from "../harness/opencode.js"
-import { fmtMs, percentile, type Row } from "./util.js"
+import { fmtMs, percentile, type Row, type Rec, until, allIdle } from "./util.js"
 
 /**
  * NSO against OpenCode's own mechanisms on the same scripted work in the same run. Both servers
@@ -23,37 +23,17 @@ import { fmtMs, percentile, type Row } from "./util.js"
  *   life is cut into stages from OpenCode's log, NSO's journal and the model's requests.
  */
 
-type Rec = { t: number; e: { type: string; [k: string]: unknown } }
 type Msg = { info: { role: string; time: { created: number } }; parts: { type: string; text?: string }[] }
 interface Side {
   oc: RunningOpencode
   model: MockModel
 }
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
 const median = (xs: number[]) => percentile(xs, 50)
 const spread = (xs: number[]) => `${fmtMs(Math.min(...xs))}–${fmtMs(Math.max(...xs))}`
 const ratio = (a: number, b: number) => `×${(a / b).toFixed(2)}`
 const journal = (oc: RunningOpencode) => readJsonl(join(oc.projectDir, ".opencode/nso/journal.jsonl")) as Rec[]
 const bare = (env: Record<string, string> = {}): Omit<OpencodeOptions, "modelUrl"> => ({ plugin: false, env })
-
-/** Polls until `fn` gives a value; throws naming what it waited for. */
-async function until<T>(fn: () => T | undefined | false | Promise<T | undefined | false>, what: string, timeoutMs = 20_000): Promise<T> {
-  const end = Date.now() + timeoutMs
-  for (;;) {
-    const v = await fn()
-    if (v) return v
-    if (Date.now() > end) throw new Error(`bench: timed out after ${timeoutMs} ms waiting for ${what}`)
-    await sleep(20)
-  }
-}
-
-async function allIdle(oc: RunningOpencode, what: string): Promise<void> {
-  await until(async () => {
-    const r = await oc.client.session.status()
-    return !Object.values(r.data ?? {}).some((s) => (s as { type: string }).type !== "idle")
-  }, `every session idle (${what})`)
-}
 
 /**
  * A scripted model and a server per entry (no snapshots unless the entry's config says so), all

@@ -1,28 +1,8 @@
 import { readFileSync, writeFileSync } from "node:fs"
 import { join } from "node:path"
 import { MockModel } from "../harness/mock-model.js"
-import { readJsonl, startOpencode, type RunningOpencode } from "../harness/opencode.js"
-import { fmtMs, percentile, type Row } from "./util.js"
-
-type Rec = { t: number; e: { type: string; [k: string]: unknown } }
-
-async function idle(oc: RunningOpencode): Promise<void> {
-  for (let i = 0; i < 600; i++) {
-    const r = await oc.client.session.status()
-    if (!Object.values(r.data ?? {}).some((s) => (s as { type: string }).type !== "idle")) return
-    await new Promise((r) => setTimeout(r, 20))
-  }
-}
-
-async function until<T>(fn: () => T | undefined | Promise<T | undefined>, what: string, ms = 20_000): Promise<T> {
-  const end = Date.now() + ms
-  for (;;) {
-    const v = await fn()
-    if (v !== undefined) return v
-    if (Date.now() > end) throw new Error(`bench: timed out waiting for ${what}`)
-    await new Promise((r) => setTimeout(r, 5))
-  }
-}
+import { readJsonl, startOpencode } from "../harness/opencode.js"
+import { fmtMs, percentile, type Row, type Rec, until, allIdle } from "./util.js"
 
 /**
  * Background jobs on a real server with the scripted model, the user paused: the job_start tool's
@@ -57,7 +37,7 @@ export async function jobsBench(): Promise<Row[]> {
       const r0 = model.requests.find((r) => r.lastUser === `job ${i}` && !r.lastToolResult)!
       const r1 = model.requests.find((r) => r.lastToolResult?.includes("Started job"))!
       rtt.push(r1.at - r0.respondedAt)
-      await idle(oc)
+      await allIdle(oc)
       const started = (readJsonl(journalPath) as Rec[]).find((r) => r.e.type === "job.started" && (r.e.job as { title: string }).title === `bench job ${i}`)!
       const id = (started.e.job as { id: string }).id
       writeFileSync(join(oc.projectDir, `gate-${i}`), "")
@@ -78,7 +58,7 @@ export async function jobsBench(): Promise<Row[]> {
       const buffered = (readJsonl(journalPath) as Rec[]).find((r) => r.e.type === "message.buffered" && (r.e.envelope as { text: string }).text.includes(`Job ${id}`))!
       toBuffer.push(buffered.t - endedAt)
       await model.waitFor((r) => r.lastUser.includes(`Job ${id}`), 10_000).catch(() => undefined)
-      await idle(oc)
+      await allIdle(oc)
     }
     const log = readJsonl(join(oc.projectDir, ".opencode/nso/log.jsonl")) as { tool: string; durationMs?: number }[]
     const execs = log.filter((l) => l.tool === "job_start" && l.durationMs !== undefined).map((l) => l.durationMs!)

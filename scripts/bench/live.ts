@@ -1,18 +1,8 @@
 import { join } from "node:path"
 import { ORACLE_TOOLS, BACKGROUND_TOOLS } from "../../plugin/opencode/shapes.js"
 import { MockModel } from "../harness/mock-model.js"
-import { readJsonl, startOpencode, type RunningOpencode } from "../harness/opencode.js"
-import { fmtBytes, fmtMs, percentile, type Row } from "./util.js"
-
-type Rec = { t: number; e: { type: string; [k: string]: unknown } }
-
-async function idle(oc: RunningOpencode): Promise<void> {
-  for (let i = 0; i < 600; i++) {
-    const r = await oc.client.session.status()
-    if (!Object.values(r.data ?? {}).some((s) => (s as { type: string }).type !== "idle")) return
-    await new Promise((r) => setTimeout(r, 20))
-  }
-}
+import { readJsonl, startOpencode } from "../harness/opencode.js"
+import { fmtBytes, fmtMs, percentile, type Row, type Rec, allIdle } from "./util.js"
 
 /**
  * Delegation on a real server with the scripted model: delegate latency, child done → result
@@ -68,7 +58,7 @@ export async function delegationBench(opts: { snapshot: boolean }): Promise<Row[
       const recs = readJsonl(join(oc.projectDir, ".opencode/nso/journal.jsonl")) as Rec[]
       const buffered = recs.find((r) => r.e.type === "message.buffered" && (r.e.envelope as { text: string }).text === `bench result ${i}`)!
       toBuffer.push(buffered.t - child.respondedAt)
-      await idle(oc)
+      await allIdle(oc)
     }
     const execs = (readJsonl(join(oc.projectDir, ".opencode/nso/log.jsonl")) as { tool: string; durationMs?: number }[])
       .filter((l) => l.tool === "delegate" && l.durationMs !== undefined)
@@ -90,7 +80,7 @@ export async function delegationBench(opts: { snapshot: boolean }): Promise<Row[
     for (let i = 0; i < 600 && fanResults().length < 8; i++) await new Promise((r) => setTimeout(r, 20))
     // The last result asks the Oracle for a reply: wait for that turn before counting.
     await model.waitFor((r) => r.lastUser.includes("fan result"), 10_000).catch(() => undefined)
-    await idle(oc)
+    await allIdle(oc)
     const fanDone = fanResults().map((r) => r.t)
     const firstChild = Math.min(...model.requests.filter((r) => /^fan job \d/.test(r.lastUser)).map((r) => r.at))
     const wall = Math.max(...fanDone) - start

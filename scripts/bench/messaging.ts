@@ -3,7 +3,7 @@ import { LoopGuard, type GuardInput } from "../../plugin/messaging/guard.js"
 import { MessagingOptions } from "../../plugin/options.js"
 import { MockModel, type Rule } from "../harness/mock-model.js"
 import { readJsonl, startOpencode, type RunningOpencode } from "../harness/opencode.js"
-import { bestOf, fmtMs, fmtRate, percentile, type Row } from "./util.js"
+import { bestOf, fmtMs, fmtRate, percentile, type Row, type Rec, sleep, until } from "./util.js"
 
 /**
  * The messaging benchmark (issue "Agents talk to each other").
@@ -88,20 +88,6 @@ const WARMUP = 2
 const MESSAGES = 20
 const GAP_MS = 300
 const pad = (k: number) => String(k).padStart(2, "0")
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
-
-type Rec = { t: number; e: { type: string; [k: string]: unknown } }
-
-async function until<T>(fn: () => T | undefined | false, what: string, timeoutMs = 60_000): Promise<T> {
-  const end = Date.now() + timeoutMs
-  for (;;) {
-    const v = fn()
-    if (v) return v
-    if (Date.now() > end) throw new Error(`bench messaging: timed out after ${timeoutMs / 1000} s waiting for ${what}`)
-    await sleep(50)
-  }
-}
-
 /** `snapshot: false` turns OpenCode's per-step snapshots off; `label` names the variant in the rows. */
 export async function liveMessagingBench(opts: { snapshot?: boolean; label?: string } = {}): Promise<Row[]> {
   const section = opts.label ? `messaging, ${opts.label}` : "messaging"

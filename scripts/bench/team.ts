@@ -3,7 +3,7 @@ import { availableParallelism } from "node:os"
 import { join } from "node:path"
 import { MockModel, type RecordedRequest } from "../harness/mock-model.js"
 import { readJsonl, startOpencode, type RunningOpencode } from "../harness/opencode.js"
-import { fmtMs, percentile, type Row } from "./util.js"
+import { fmtMs, percentile, type Row, type Rec, allIdle } from "./util.js"
 
 /**
  * The team benchmark (issue "Teams of specialist agents"): a parallel team of 8 members whose
@@ -24,35 +24,15 @@ import { fmtMs, percentile, type Row } from "./util.js"
  * warm-up run on each.
  */
 
-type Rec = { t: number; e: { type: string; [k: string]: unknown } }
-
 const MEMBERS = 8
 const MEMBER_MS = 1000
 const SYNTH_MS = 200
 const IDEAL = MEMBER_MS + SYNTH_MS
 const TEAM = "bench8"
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
 const median = (xs: number[]) => percentile(xs, 50)
 const range = (xs: number[]) => `${fmtMs(Math.min(...xs))}–${fmtMs(Math.max(...xs))}`
 const ratios = (xs: number[]) => `${(Math.min(...xs) / IDEAL).toFixed(2)}–${(Math.max(...xs) / IDEAL).toFixed(2)}`
-
-async function until<T>(fn: () => T | undefined | false | Promise<T | undefined | false>, what: string, timeoutMs = 30_000): Promise<T> {
-  const end = Date.now() + timeoutMs
-  for (;;) {
-    const v = await fn()
-    if (v) return v
-    if (Date.now() > end) throw new Error(`bench team: timed out after ${timeoutMs} ms waiting for ${what}`)
-    await sleep(20)
-  }
-}
-
-async function allIdle(oc: RunningOpencode): Promise<void> {
-  await until(async () => {
-    const r = await oc.client.session.status()
-    return !Object.values(r.data ?? {}).some((s) => (s as { type: string }).type !== "idle")
-  }, "every session idle")
-}
 
 /** CPU time the server process and its reaped children (git, for snapshots) have used, in ms (Linux /proc; NaN elsewhere). */
 function cpuMs(oc: RunningOpencode): number {

@@ -1,3 +1,4 @@
+import type { RunningOpencode } from "../harness/opencode.js"
 /** Small helpers shared by the benchmark sections. Figures are printed, never asserted. */
 
 export interface Row {
@@ -57,4 +58,28 @@ export function gc(): void {
     g()
     g()
   }
+}
+
+/** One journal record as the benchmarks read it. */
+export type Rec = { t: number; e: { type: string; [k: string]: unknown } }
+
+export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
+
+/** Polls until `fn` gives a value; throws naming what it waited for. */
+export async function until<T>(fn: () => T | undefined | false | Promise<T | undefined | false>, what: string, timeoutMs = 60_000): Promise<T> {
+  const end = Date.now() + timeoutMs
+  for (;;) {
+    const v = await fn()
+    if (v) return v
+    if (Date.now() > end) throw new Error(`bench: timed out after ${timeoutMs / 1000} s waiting for ${what}`)
+    await sleep(20)
+  }
+}
+
+/** Until OpenCode reports no session busy. */
+export async function allIdle(oc: RunningOpencode, what = "every session idle"): Promise<void> {
+  await until(async () => {
+    const r = await oc.client.session.status()
+    return !Object.values(r.data ?? {}).some((s) => (s as { type: string }).type !== "idle")
+  }, what)
 }
