@@ -2,6 +2,7 @@ import { existsSync, readFileSync, writeFileSync } from "node:fs"
 import { join } from "node:path"
 import { describe, expect, it } from "vitest"
 import type { Processes } from "../../plugin/deps.js"
+import type { Job } from "../../plugin/jobs/job.js"
 import { POLL_MS } from "../../plugin/jobs/runner.js"
 import { Options } from "../../plugin/options.js"
 import { Runtime } from "../../plugin/runtime.js"
@@ -45,6 +46,21 @@ async function setup(dir = tempDir(), proc = new FakeProcesses(), o = opts()) {
   const deps = fakeDeps({ proc })
   const rt = await Runtime.start(deps, dir, o)
   return { rt, deps, dir, proc }
+}
+
+/**
+ * A job one server started; that server stops, `meanwhile` happens (the wrapper records an end,
+ * the process dies), and a second server opens the same folder over the same processes.
+ */
+async function acrossRestart(command: string, meanwhile: (j: Job, first: Runtime, proc: FakeProcesses) => void = () => {}) {
+  const dir = tempDir()
+  const proc = new FakeProcesses()
+  const first = await setup(dir, proc)
+  const j = await first.rt.jobs.start({ command, sessionId: "ses_o", agent: "oracle" })
+  await first.rt.dispose()
+  meanwhile(j, first.rt, proc)
+  const second = await setup(dir, proc)
+  return { dir, proc, j, second }
 }
 
 /** What the wrapper writes when the command ends. */
@@ -183,15 +199,11 @@ describe("jobs: end", () => {
 
 describe("jobs: restart", () => {
   it("ends a job that finished while the server was down, delivers once, and never again", async () => {
-    const dir = tempDir()
-    const proc = new FakeProcesses()
-    const first = await setup(dir, proc)
-    const j = await first.rt.jobs.start({ command: "npm run build", sessionId: "ses_o", agent: "oracle" })
-    await first.rt.dispose()
     // While no server runs, the wrapper records the end.
-    finish(first.rt.jobs.dir(j.id), { exitCode: 0 }, "built\n")
-    proc.alive.delete(j.pgid)
-    const second = await setup(dir, proc)
+    const { dir, proc, j, second } = await acrossRestart("npm run build", (j, first, proc) => {
+      finish(first.jobs.dir(j.id), { exitCode: 0 }, "built\n")
+      proc.alive.delete(j.pgid)
+    })
     expect(second.rt.jobs.get(j.id)!.status).toBe("running")
     await second.rt.startBackground()
     expect(second.rt.jobs.get(j.id)!.status).toBe("succeeded")
@@ -207,12 +219,7 @@ describe("jobs: restart", () => {
   })
 
   it("watches a job whose process group still lives, and ends it when it does", async () => {
-    const dir = tempDir()
-    const proc = new FakeProcesses()
-    const first = await setup(dir, proc)
-    const j = await first.rt.jobs.start({ command: "sleep 9", sessionId: "ses_o", agent: "oracle" })
-    await first.rt.dispose()
-    const second = await setup(dir, proc)
+    const { proc, j, second } = await acrossRestart("sleep 9")
     await second.rt.startBackground()
     expect(second.rt.jobs.get(j.id)!.status).toBe("running")
     finish(second.rt.jobs.dir(j.id), { exitCode: 0 })
@@ -223,13 +230,7 @@ describe("jobs: restart", () => {
   })
 
   it("ends a job that is gone without a record as lost", async () => {
-    const dir = tempDir()
-    const proc = new FakeProcesses()
-    const first = await setup(dir, proc)
-    const j = await first.rt.jobs.start({ command: "sleep 9", sessionId: "ses_o", agent: "oracle" })
-    await first.rt.dispose()
-    proc.alive.delete(j.pgid)
-    const second = await setup(dir, proc)
+    const { j, second } = await acrossRestart("sleep 9", (j, _first, proc) => proc.alive.delete(j.pgid))
     await second.rt.startBackground()
     expect(second.rt.jobs.get(j.id)).toMatchObject({ status: "failed", reason: "lost: the process is gone and left no exit record" })
     expect(posted(second.rt, "ses_o")[0]).toMatchObject({ kind: "failure" })
