@@ -41,6 +41,8 @@ export function delegateTool(rt: Runtime) {
       max_turns: z.number().optional(),
     },
     async run(args, call) {
+      // Checked here, not as `.int().positive()` in the schema: those constraints would be paid in
+      // bytes on every request, and a wrong value is rare and answered just as clearly.
       for (const k of ["max_tokens", "max_turns"] as const)
         if (args[k] !== undefined && !(Number.isInteger(args[k]) && args[k]! > 0)) throw new TaskError(`${k} must be a positive whole number; got ${args[k]}. Leave it out to use the configured limit.`)
       const d = await rt.runs.delegate(
